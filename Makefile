@@ -1,0 +1,46 @@
+# One entry point for everything. `make help` lists the targets.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PYTHONPATH := $(CURDIR)
+
+DATA_DIR ?= data
+ARTIFACTS_DIR ?= artifacts
+export DATA_DIR ARTIFACTS_DIR
+
+.PHONY: help install test lint bench train inference frontend up down clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements-dev.txt services/*/requirements.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed  ## create .venv with every service's dependencies and the test tools
+
+test: install  ## run the whole test suite
+	$(PY) -m pytest
+
+lint: install  ## ruff
+	$(PY) -m ruff check .
+
+bench: install  ## run the benchmarks: JSON in bench/results/, a table printed
+	$(PY) -m bench
+
+train: install  ## train the model (settings: EPOCHS, DEVICE, DATA_DIR, ... or flags via ARGS="--epochs 5")
+	$(PY) -m services.trainer $(ARGS)
+
+inference: install  ## run the inference API on http://127.0.0.1:8000
+	$(PY) -m services.inference
+
+frontend: install  ## run the web page on http://127.0.0.1:5000
+	$(PY) -m services.frontend
+
+up: install  ## start the whole stack as local processes (no Docker)
+	bash scripts/stack.sh up
+
+down:  ## stop what `make up` started
+	bash scripts/stack.sh down

@@ -1,0 +1,1 @@
+"""Benchmarks: each module measures one thing side by side and saves JSON under bench/results/."""

@@ -1,0 +1,39 @@
+"""Trainer settings: environment variables, each with a matching command-line flag (``EPOCHS`` / ``--epochs``)."""
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class TrainSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        cli_prog_name="python -m services.trainer",
+        cli_kebab_case=True,
+        cli_implicit_flags=True,
+        extra="ignore",
+    )
+
+    data_dir: Path = Field(Path("data"), description="torchvision root holding FashionMNIST/raw/")
+    artifacts_dir: Path = Field(Path("artifacts"), description="where checkpoints and metrics are written")
+    download: bool = Field(True, description="download FashionMNIST with torchvision when files are missing")
+    epochs: int = Field(30, ge=1, description="training epochs")
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(3e-3, gt=0, description="peak learning rate of the one-cycle schedule")
+    weight_decay: float = Field(1e-4, ge=0, description="AdamW decoupled weight decay")
+    label_smoothing: float = Field(0.1, ge=0, lt=1)
+    max_shift: int = Field(2, ge=0, le=6, description="random translation in pixels (augmentation)")
+    seed: int = Field(42)
+    device: Literal["auto", "cpu", "cuda"] = Field("auto")
+    val_size: int = Field(5000, ge=1, description="images carved from the 60k training set for validation")
+    train_limit: int = Field(0, ge=0, description="use only this many training images (0 = all); for smoke runs")
+    num_threads: int = Field(0, ge=0, description="CPU threads for torch (0 = torch's default)")
+    retrain: bool = Field(False, description="start over even if these settings already finished or can resume")
+
+    def recipe(self) -> dict:
+        """The settings that define a run; resuming requires them to match."""
+        return self.model_dump(
+            mode="json", include={"epochs", "batch_size", "lr", "weight_decay", "label_smoothing", "max_shift",
+                                  "seed", "val_size", "train_limit"},
+        )

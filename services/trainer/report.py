@@ -1,0 +1,37 @@
+"""metrics.json: what the trainer records about a finished run, for the inference API and the frontend."""
+
+import platform
+
+import torch
+
+from services.trainer.config import TrainSettings
+from shared.model import ARCHITECTURE, count_parameters, weights_size_bytes
+
+
+def build_metrics(model, settings: TrainSettings, device: torch.device, sizes: dict, history: list[dict],
+                  best: dict, report: dict) -> dict:
+    best_stats = history[best["epoch"] - 1]
+    return {
+        "architecture": ARCHITECTURE,
+        "dataset_sizes": sizes,
+        "parameters": count_parameters(model),
+        "weights_size_bytes": weights_size_bytes(model),
+        "device": str(device),
+        "optimizer": f"AdamW (weight_decay={settings.weight_decay})",
+        "loss_function": f"CrossEntropyLoss (label_smoothing={settings.label_smoothing})",
+        "learning_rate": settings.lr,
+        "lr_schedule": "OneCycleLR (cosine, 25% warm-up, per batch)",
+        "epochs": settings.epochs,
+        "batch_size": settings.batch_size,
+        "augmentation": f"random horizontal flip, random shift up to {settings.max_shift} px",
+        "seed": settings.seed,
+        "best_epoch": best["epoch"],
+        "final_train_loss": best_stats["train_loss"],
+        "final_val_loss": best_stats["val_loss"],
+        "val_accuracy": best_stats["val_accuracy"],
+        **report,
+        "history": history,
+        "training_seconds": sum(epoch["seconds"] for epoch in history),
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+    }

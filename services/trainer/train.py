@@ -1,0 +1,197 @@
+"""Train FashionMNISTModelV2, pick the best epoch on a validation split, test it once, publish it.
+
+Every epoch ends with two atomic writes to ``<artifacts>/run/``: ``best.pt`` when validation accuracy
+improved, then ``last.pt`` (model, optimizer, scheduler, history) for resuming. A run that is killed, or
+stopped with SIGTERM, continues from its last completed epoch when started again with the same settings.
+After the last epoch the best checkpoint is evaluated on the test set and published with its metrics.
+"""
+
+import logging
+import signal
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from services.trainer.augment import augment_batch
+from services.trainer.config import TrainSettings
+from services.trainer.evaluation import classification_report, evaluate
+from services.trainer.report import build_metrics
+from shared.artifacts import publish_model, run_dir
+from shared.checkpoint import build_checkpoint, load_checkpoint, save_checkpoint
+from shared.data import Split, load_split, train_val_split
+from shared.model import FashionMNISTModelV2
+from shared.preprocess import pixels_to_batch
+
+log = logging.getLogger("trainer")
+
+
+class StopRequested(Exception):
+    """SIGTERM or SIGINT arrived; the epoch in progress is abandoned, the last completed one is kept."""
+
+
+class StopFlag:
+    def __init__(self) -> None:
+        self.requested = False
+
+    def install(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._handle)
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        log.info("received %s: stopping after the current batch", signal.Signals(signum).name)
+        self.requested = True
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("DEVICE=cuda but no CUDA device is available")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def train_one_epoch(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    split: Split,
+    settings: TrainSettings,
+    epoch: int,
+    stop: StopFlag,
+) -> dict:
+    """One pass over ``split`` in an order and with augmentations fixed by (seed, epoch)."""
+    model.train()
+    device = next(model.parameters()).device
+    generator = torch.Generator().manual_seed(settings.seed * 1000 + epoch)
+    order = torch.randperm(len(split), generator=generator)
+    total_loss, correct, seen, started = 0.0, 0, 0, time.perf_counter()
+    batches = range(0, len(split), settings.batch_size)
+    for start in tqdm(batches, desc=f"epoch {epoch}/{settings.epochs}", unit="batch", leave=False,
+                      mininterval=1.0, file=sys.stderr):
+        if stop.requested:
+            raise StopRequested
+        index = order[start:start + settings.batch_size]
+        images = augment_batch(split.images[index].to(device), settings.max_shift, generator)
+        labels = split.labels[index].to(device)
+        logits = model(pixels_to_batch(images).contiguous(memory_format=torch.channels_last))
+        loss = F.cross_entropy(logits, labels, label_smoothing=settings.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        total_loss += loss.item() * len(index)
+        correct += (logits.argmax(dim=1) == labels).sum().item()
+        seen += len(index)
+    return {"train_loss": total_loss / seen, "train_accuracy": correct / seen,
+            "seconds": time.perf_counter() - started, "images": seen}
+
+
+def make_optimizer(model: torch.nn.Module, settings: TrainSettings, steps_per_epoch: int):
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=settings.lr, epochs=settings.epochs, steps_per_epoch=steps_per_epoch,
+        pct_start=0.25, div_factor=10.0, final_div_factor=100.0,
+    )
+    return optimizer, scheduler
+
+
+def load_data(settings: TrainSettings) -> tuple[Split, Split, Split]:
+    full_train = load_split(settings.data_dir, train=True, download=settings.download)
+    train, val = train_val_split(full_train, settings.val_size, settings.seed)
+    if settings.train_limit:
+        train = Split(train.images[:settings.train_limit], train.labels[:settings.train_limit])
+    test = load_split(settings.data_dir, train=False, download=settings.download)
+    return train, val, test
+
+
+def resume_state(settings: TrainSettings) -> dict | None:
+    """The previous run's last.pt when it was made with the same recipe, else None (start fresh)."""
+    last_path = run_dir(settings.artifacts_dir) / "last.pt"
+    if settings.retrain or not last_path.exists():
+        return None
+    state = load_checkpoint(last_path).data
+    if state.get("recipe") != settings.recipe():
+        log.info("%s was made with other settings: starting a new run", last_path)
+        return None
+    return state
+
+
+def run(settings: TrainSettings, stop: StopFlag) -> int:
+    torch.manual_seed(settings.seed)
+    if settings.num_threads:
+        torch.set_num_threads(settings.num_threads)
+    device = pick_device(settings.device)
+    train, val, test = load_data(settings)
+    model = FashionMNISTModelV2().to(device).to(memory_format=torch.channels_last)
+    steps_per_epoch = -(-len(train) // settings.batch_size)
+    optimizer, scheduler = make_optimizer(model, settings, steps_per_epoch)
+    state = resume_state(settings)
+    history, best = [], {"epoch": 0, "val_accuracy": -1.0, "val_loss": float("inf")}
+    if state is not None:
+        if state.get("completed"):
+            log.info("these settings already finished (model %s); set RETRAIN=1 to train again",
+                     state.get("published_version"))
+            return 0
+        model.load_state_dict(state["state_dict"])
+        optimizer.load_state_dict(state["optimizer_state"])
+        scheduler.load_state_dict(state["scheduler_state"])
+        history, best = state["history"], state["best"]
+        log.info("resuming after epoch %d of %d", state["epoch"], settings.epochs)
+    log.info("training on %s: %d train / %d val / %d test images", device, len(train), len(val), len(test))
+    run_folder = run_dir(settings.artifacts_dir)
+    for epoch in range(len(history) + 1, settings.epochs + 1):
+        lr = scheduler.get_last_lr()[0]
+        stats = train_one_epoch(model, optimizer, scheduler, train, settings, epoch, stop)
+        result = evaluate(model, val, device)
+        stats.update(epoch=epoch, val_loss=result.loss, val_accuracy=result.accuracy, lr=lr)
+        history.append(stats)
+        improved = result.accuracy > best["val_accuracy"]
+        if improved:
+            best = {"epoch": epoch, "val_accuracy": result.accuracy, "val_loss": result.loss}
+            save_checkpoint(run_folder / "best.pt", build_checkpoint(
+                model, hyperparameters=settings.recipe(), epoch=epoch, metrics=stats))
+        save_checkpoint(run_folder / "last.pt", build_checkpoint(
+            model, hyperparameters=settings.recipe(), epoch=epoch, metrics=stats,
+            optimizer_state=optimizer.state_dict(), scheduler_state=scheduler.state_dict(),
+            extra={"recipe": settings.recipe(), "history": history, "best": best, "completed": False}))
+        log.info("epoch %d/%d  train loss %.4f acc %.4f | val loss %.4f acc %.4f | lr %.2e | %.1fs%s",
+                 epoch, settings.epochs, stats["train_loss"], stats["train_accuracy"], result.loss,
+                 result.accuracy, lr, stats["seconds"], "  *best*" if improved else "")
+    return finish(settings, device, train, val, test, history, best)
+
+
+def finish(settings, device, train, val, test, history, best) -> int:
+    """Test the best epoch's model once, publish it with its metrics, and mark the run completed."""
+    run_folder = run_dir(settings.artifacts_dir)
+    best_checkpoint = load_checkpoint(run_folder / "best.pt")
+    model = best_checkpoint.build_model(device).to(memory_format=torch.channels_last)
+    report = classification_report(evaluate(model, test, device))
+    sizes = {"train": len(train), "val": len(val), "test": len(test)}
+    metrics = build_metrics(model, settings, device, sizes, history, best, report)
+    checkpoint = build_checkpoint(model, hyperparameters=settings.recipe(), epoch=best["epoch"], metrics={
+        key: metrics[key] for key in ("test_accuracy", "test_loss", "macro_f1", "val_accuracy", "best_epoch")})
+    metrics["model_version"] = checkpoint["model_version"]
+    metrics["created_at"] = checkpoint["created_at"]
+    published = publish_model(settings.artifacts_dir, checkpoint, metrics)
+    last = load_checkpoint(run_folder / "last.pt").data
+    last.update(completed=True, published_version=published.model_version)
+    save_checkpoint(run_folder / "last.pt", last)
+    log.info("published %s: test accuracy %.4f, macro F1 %.4f (best epoch %d, val accuracy %.4f)",
+             published.model_version, metrics["test_accuracy"], metrics["macro_f1"], best["epoch"],
+             best["val_accuracy"])
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = TrainSettings(_cli_parse_args=sys.argv[1:] if argv is None else argv)
+    stop = StopFlag()
+    stop.install()
+    try:
+        return run(settings, stop)
+    except StopRequested:
+        log.info("stopped; the last completed epoch is saved, run again with the same settings to resume")
+        return 128 + signal.SIGTERM
