@@ -8,7 +8,7 @@ DATA_DIR ?= data
 ARTIFACTS_DIR ?= artifacts
 export DATA_DIR ARTIFACTS_DIR
 
-.PHONY: help install test lint bench train inference frontend up down clean
+.PHONY: help install test lint bench train default-model inference frontend up down
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ bench: install  ## run the benchmarks: JSON in bench/results/, a table printed
 
 train: install  ## train the model (settings: EPOCHS, DEVICE, DATA_DIR, ... or flags via ARGS="--epochs 5")
 	$(PY) -m services.trainer $(ARGS)
+
+default-model: install  ## copy the model published in ARTIFACTS_DIR to models/default (the shipped model)
+	$(PY) -m services.trainer.export --source $(ARTIFACTS_DIR) --target models/default
 
 inference: install  ## run the inference API on http://127.0.0.1:8000
 	$(PY) -m services.inference

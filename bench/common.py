@@ -2,7 +2,7 @@
 
 import json
 import platform
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -25,7 +25,7 @@ def save_result(name: str, rows: list[dict], **extra) -> Path:
     """Write bench/results/<name>.json with the rows, the machine and the time, and print the table."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"
-    result = {"benchmark": name, "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    result = {"benchmark": name, "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
               "machine": machine(), "rows": rows, **extra}
     path.write_text(json.dumps(result, indent=2) + "\n")
     print_table(name, rows)

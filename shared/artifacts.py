@@ -12,7 +12,7 @@ step atomically, so a reader that follows the manifest never reaches a partial f
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ def publish_model(artifacts_dir: str | Path, checkpoint: dict[str, Any], metrics
         "model_version": version,
         "checkpoint": checkpoint_rel.as_posix(),
         "metrics": metrics_rel.as_posix(),
-        "published_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     write_json_atomic(artifacts_dir / MANIFEST_NAME, manifest)
     return _published(artifacts_dir, manifest)

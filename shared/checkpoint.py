@@ -10,7 +10,7 @@ truncated and foreign files with a ``CheckpointError`` that says what is wrong.
 import hashlib
 import io
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +74,7 @@ def build_checkpoint(
     scheduler_state: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    created_at = datetime.now(timezone.utc)
+    created_at = datetime.now(UTC)
     state_dict = {name: tensor.detach().cpu().clone() for name, tensor in model.state_dict().items()}
     return {
         "format": FORMAT,

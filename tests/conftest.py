@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from services.trainer.train import StopFlag, run
 from services.trainer.config import TrainSettings
+from services.trainer.train import StopFlag, run
 from tests.idx import write_fashion_mnist
 from tests.processes import REPO_ROOT, RedisServer
 
@@ -22,7 +22,7 @@ def tiny_data_dir(tmp_path_factory) -> Path:
 
 def tiny_settings(data_dir: Path, artifacts_dir: Path, **overrides) -> TrainSettings:
     values = dict(data_dir=data_dir, artifacts_dir=artifacts_dir, download=False, epochs=2, val_size=100,
-                  seed=7, device="cpu")
+                  seed=7, device="cpu", num_threads=1)
     return TrainSettings(**{**values, **overrides})
 
 

@@ -30,9 +30,10 @@ class ServerProcess:
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 60.0) -> "ServerProcess":
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self.process = subprocess.Popen(self.command, cwd=self.cwd, env=self.env, stdout=log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+        log_path = self.log_path or Path(os.devnull)
+        with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+            self.process = subprocess.Popen(self.command, cwd=self.cwd, env=self.env, stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -20,8 +20,8 @@ from services.trainer.config import TrainSettings
 from services.trainer.evaluation import classification_report, evaluate
 from services.trainer.report import build_metrics
 from shared.artifacts import publish_model, run_dir
-from shared.checkpoint import build_checkpoint, load_checkpoint, save_checkpoint
-from shared.data import Split, load_split, train_val_split
+from shared.checkpoint import CheckpointError, build_checkpoint, load_checkpoint, save_checkpoint
+from shared.data import DatasetNotFoundError, Split, load_split, train_val_split
 from shared.model import FashionMNISTModelV2
 from shared.preprocess import pixels_to_batch
 
@@ -195,3 +195,6 @@ def main(argv: list[str] | None = None) -> int:
     except StopRequested:
         log.info("stopped; the last completed epoch is saved, run again with the same settings to resume")
         return 128 + signal.SIGTERM
+    except (DatasetNotFoundError, CheckpointError) as error:
+        log.error("%s", error)
+        return 2

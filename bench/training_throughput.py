@@ -1,0 +1,100 @@
+"""Training throughput, side by side on the real data at batch size 128.
+
+(a) the trainer's own epoch (``train_one_epoch``: batched tensor augmentation + preprocessing + step), full epoch;
+(b) bare forward/backward/step on preloaded, already preprocessed tensors (the ceiling for this model);
+(c) the reference demo's pipeline: torchvision dataset, per-sample PIL RandomHorizontalFlip + RandomAffine +
+    ToTensor, DataLoader with 2 workers.
+Goals: (a) >= 90 % of (b) and >= 1.5x (c).
+"""
+
+import os
+import time
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from torchvision import datasets, transforms
+
+from bench.common import REPO_ROOT, save_result
+from services.trainer.config import TrainSettings
+from services.trainer.train import StopFlag, load_data, make_optimizer, train_one_epoch
+from shared.model import FashionMNISTModelV2
+from shared.preprocess import pixels_to_batch
+
+DATA_DIR = os.environ.get("BENCH_DATA_DIR", str(REPO_ROOT.parent / "shared" / "data"))
+BATCHES = 200  # for (b) and (c), after warm-up
+
+
+def fresh_model_and_optimizer(settings: TrainSettings, steps: int):
+    torch.manual_seed(0)
+    model = FashionMNISTModelV2().to(memory_format=torch.channels_last)
+    optimizer, scheduler = make_optimizer(model, settings, steps)
+    return model, optimizer, scheduler
+
+
+def step(model, optimizer, images: torch.Tensor, labels: torch.Tensor) -> None:
+    loss = F.cross_entropy(model(images.contiguous(memory_format=torch.channels_last)), labels)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+def trainer_epoch(settings: TrainSettings) -> float:
+    train, _, _ = load_data(settings)
+    steps = -(-len(train) // settings.batch_size)
+    model, optimizer, scheduler = fresh_model_and_optimizer(settings, steps)
+    stats = train_one_epoch(model, optimizer, scheduler, train, settings, epoch=1, stop=StopFlag())
+    return stats["images"] / stats["seconds"]
+
+
+def bare_steps(settings: TrainSettings) -> float:
+    train, _, _ = load_data(settings)
+    images, labels = pixels_to_batch(train.images), train.labels
+    model, optimizer, _ = fresh_model_and_optimizer(settings, 1000)
+    model.train()
+    batches = [(images[i:i + 128], labels[i:i + 128]) for i in range(0, 128 * (BATCHES + 10), 128)]
+    for x, y in batches[:10]:
+        step(model, optimizer, x, y)
+    started = time.perf_counter()
+    for x, y in batches[10:]:
+        step(model, optimizer, x, y)
+    return BATCHES * 128 / (time.perf_counter() - started)
+
+
+def reference_pipeline(settings: TrainSettings) -> float:
+    transform = transforms.Compose([
+        transforms.RandomHorizontalFlip(),
+        transforms.RandomAffine(degrees=0, translate=(0.1, 0.1)),
+        transforms.ToTensor(),
+    ])
+    dataset = datasets.FashionMNIST(DATA_DIR, train=True, download=False, transform=transform)
+    loader = DataLoader(dataset, batch_size=128, shuffle=True, num_workers=2, persistent_workers=True)
+    model, optimizer, _ = fresh_model_and_optimizer(settings, 1000)
+    model.train()
+    iterator = iter(loader)
+    for _ in range(10):
+        step(model, optimizer, *next(iterator))
+    started = time.perf_counter()
+    for _ in range(BATCHES):
+        step(model, optimizer, *next(iterator))
+    return BATCHES * 128 / (time.perf_counter() - started)
+
+
+def main() -> None:
+    settings = TrainSettings(data_dir=DATA_DIR, download=False, _cli_parse_args=False)
+    trainer = trainer_epoch(settings)
+    bare = bare_steps(settings)
+    reference = reference_pipeline(settings)
+    rows = [
+        {"pipeline": "(a) trainer epoch (tensor augmentation)", "images_per_s": trainer},
+        {"pipeline": "(b) bare forward/backward, preloaded", "images_per_s": bare},
+        {"pipeline": "(c) reference: PIL transforms + DataLoader(2 workers)", "images_per_s": reference},
+    ]
+    save_result("training_throughput", rows, a_over_b=trainer / bare, a_over_c=trainer / reference,
+                goals={"a_over_b": ">= 0.90", "a_over_c": ">= 1.5"},
+                met=trainer / bare >= 0.9 and trainer / reference >= 1.5, threads=torch.get_num_threads())
+    print(f"(a)/(b) = {trainer / bare:.2f}   (a)/(c) = {trainer / reference:.2f}")
+
+
+if __name__ == "__main__":
+    main()

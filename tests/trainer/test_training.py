@@ -1,0 +1,166 @@
+"""The trainer end to end on tiny IDX data: artifacts, metrics, determinism, resume, signals, publishing."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import torch
+
+from services.trainer.config import TrainSettings
+from services.trainer.train import StopFlag, run
+from shared.artifacts import read_manifest, run_dir
+from shared.checkpoint import load_checkpoint
+from tests.conftest import tiny_settings
+from tests.processes import REPO_ROOT
+
+METRICS_KEYS = {
+    "architecture", "dataset_sizes", "parameters", "weights_size_bytes", "device", "optimizer", "loss_function",
+    "learning_rate", "lr_schedule", "epochs", "batch_size", "best_epoch", "final_train_loss", "final_val_loss",
+    "val_accuracy", "test_loss", "test_accuracy", "macro_precision", "macro_recall", "macro_f1", "per_class",
+    "confusion_matrix", "history", "training_seconds", "model_version", "created_at",
+}
+TIMING_KEYS = {"seconds", "training_seconds", "model_version", "created_at"}
+
+
+def without_timings(metrics: dict) -> dict:
+    clean = {key: value for key, value in metrics.items() if key not in TIMING_KEYS}
+    clean["history"] = [{k: v for k, v in epoch.items() if k not in TIMING_KEYS} for epoch in metrics["history"]]
+    return clean
+
+
+def trainer_process(data_dir, artifacts_dir, *flags: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "services.trainer", "--data-dir", str(data_dir), "--artifacts-dir",
+               str(artifacts_dir), "--no-download", "--val-size", "100", "--seed", "7", "--device", "cpu", "--num-threads", "1", *flags]
+    return subprocess.Popen(command, cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_training_writes_checkpoints_manifest_and_every_metric(tiny_artifacts):
+    metrics = json.loads((tiny_artifacts / "metrics.json").read_text())
+    assert METRICS_KEYS <= metrics.keys()
+    assert metrics["dataset_sizes"] == {"train": 500, "val": 100, "test": 200}
+    assert metrics["parameters"] == 43_754 and metrics["batch_size"] == 128 and metrics["epochs"] == 2
+    assert len(metrics["history"]) == 2
+    assert {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"} <= metrics["history"][0].keys()
+    assert len(metrics["per_class"]) == 10 and metrics["per_class"][9]["label"] == "Ankle boot"
+    matrix = metrics["confusion_matrix"]
+    assert len(matrix) == 10 and all(len(row) == 10 for row in matrix) and sum(map(sum, matrix)) == 200
+    assert 0 <= metrics["macro_f1"] <= 1 and 0 <= metrics["test_accuracy"] <= 1
+
+    published = read_manifest(tiny_artifacts)
+    assert published is not None and published.model_version == metrics["model_version"]
+    checkpoint = load_checkpoint(published.checkpoint_path)
+    assert checkpoint.data["epoch"] == metrics["best_epoch"]
+    assert json.loads(published.metrics_path.read_text()) == metrics
+    last = torch.load(run_dir(tiny_artifacts) / "last.pt", weights_only=True)
+    assert last["completed"] and last["optimizer_state"] and last["scheduler_state"] and last["epoch"] == 2
+    assert (run_dir(tiny_artifacts) / "best.pt").is_file()
+
+
+def test_same_seed_gives_identical_metrics(tiny_data_dir, tiny_artifacts, tmp_path):
+    assert run(tiny_settings(tiny_data_dir, tmp_path), StopFlag()) == 0
+    again = json.loads((tmp_path / "metrics.json").read_text())
+    first = json.loads((tiny_artifacts / "metrics.json").read_text())
+    assert without_timings(again) == without_timings(first)
+
+
+def test_finished_settings_are_not_retrained_unless_asked(tiny_data_dir, tiny_artifacts, tmp_path):
+    settings = tiny_settings(tiny_data_dir, tiny_artifacts)
+    version = read_manifest(tiny_artifacts).model_version
+    assert run(settings, StopFlag()) == 0
+    assert read_manifest(tiny_artifacts).model_version == version
+
+
+def test_a_killed_run_resumes_and_matches_an_uninterrupted_one(tiny_data_dir, tmp_path):
+    epochs = ["--epochs", "8"]
+    process = trainer_process(tiny_data_dir, tmp_path / "killed", *epochs)
+    last = run_dir(tmp_path / "killed") / "last.pt"
+    while not last.exists():
+        assert process.poll() is None, process.stdout.read()
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    interrupted_at = torch.load(last, weights_only=True)["epoch"]
+    assert interrupted_at < 8
+    assert read_manifest(tmp_path / "killed") is None
+
+    resumed = trainer_process(tiny_data_dir, tmp_path / "killed", *epochs)
+    output, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, output
+    assert f"resuming after epoch {interrupted_at} of 8" in output
+    straight = trainer_process(tiny_data_dir, tmp_path / "straight", *epochs)
+    straight.communicate(timeout=600)
+    metrics = [json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("killed", "straight")]
+    assert without_timings(metrics[0]) == without_timings(metrics[1])
+
+
+def test_sigterm_stops_promptly_and_the_run_resumes(tiny_data_dir, tmp_path):
+    process = trainer_process(tiny_data_dir, tmp_path, "--epochs", "40")
+    last = run_dir(tmp_path) / "last.pt"
+    while not last.exists():
+        assert process.poll() is None
+        time.sleep(0.01)
+    sent = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=600)
+    assert time.monotonic() - sent < 5
+    assert process.returncode == 128 + signal.SIGTERM, output
+    assert "run again with the same settings to resume" in output
+    stopped_at = torch.load(last, weights_only=True)["epoch"]
+    assert 1 <= stopped_at < 40
+    assert run(tiny_settings(tiny_data_dir, tmp_path, epochs=40), StopFlag()) == 0
+    assert len(json.loads((tmp_path / "metrics.json").read_text())["history"]) == 40
+
+
+def test_a_reader_polling_the_manifest_never_meets_a_partial_checkpoint(tiny_data_dir, tmp_path):
+    seen, failures, done = set(), [], threading.Event()
+
+    def poll() -> None:
+        while not done.is_set():
+            published = read_manifest(tmp_path)
+            if published is not None:
+                try:
+                    seen.add(load_checkpoint(published.checkpoint_path).model_version)
+                    json.loads(published.metrics_path.read_text())
+                except Exception as error:  # any failure here is what the test is looking for
+                    failures.append(repr(error))
+
+    reader = threading.Thread(target=poll)
+    reader.start()
+    try:
+        for seed in (1, 2, 3):
+            assert run(tiny_settings(tiny_data_dir, tmp_path, seed=seed, epochs=1), StopFlag()) == 0
+    finally:
+        done.set()
+        reader.join()
+    assert failures == []
+    assert len(seen) >= 2
+
+
+def test_missing_data_fails_with_a_clear_message(tmp_path):
+    process = trainer_process(tmp_path / "no-data", tmp_path / "artifacts", "--epochs", "1")
+    output, _ = process.communicate(timeout=600)
+    assert process.returncode == 2
+    assert "FashionMNIST not found in" in output and "train-images-idx3-ubyte" in output
+    assert "Traceback" not in output
+
+
+def test_settings_come_from_environment_and_flags(monkeypatch):
+    monkeypatch.setenv("EPOCHS", "7")
+    monkeypatch.setenv("DEVICE", "cpu")
+    settings = TrainSettings(_cli_parse_args=["--batch-size", "64"])
+    assert (settings.epochs, settings.batch_size, settings.device) == (7, 64, "cpu")
+    assert TrainSettings(_cli_parse_args=["--epochs", "3"]).epochs == 3
+
+
+def test_one_epoch_on_real_data_learns(real_data_dir, tmp_path):
+    settings = TrainSettings(data_dir=real_data_dir, artifacts_dir=tmp_path, download=False, epochs=1,
+                             train_limit=4000, val_size=2000, device="cpu", lr=0.01, num_threads=1)
+    assert run(settings, StopFlag()) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["val_accuracy"] > 0.70
+    assert metrics["dataset_sizes"] == {"train": 4000, "val": 2000, "test": 10000}
