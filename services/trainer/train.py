@@ -90,10 +90,14 @@ def train_one_epoch(
 
 
 def make_optimizer(model: torch.nn.Module, settings: TrainSettings, steps_per_epoch: int):
+    """AdamW with a one-cycle schedule stepped per batch (a constant rate for runs too short to cycle)."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    total_steps = settings.epochs * steps_per_epoch
+    if total_steps < 4:
+        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=settings.lr, epochs=settings.epochs, steps_per_epoch=steps_per_epoch,
-        pct_start=0.25, div_factor=10.0, final_div_factor=100.0,
+        optimizer, max_lr=settings.lr, total_steps=total_steps,
+        pct_start=max(0.25, 2 / total_steps), div_factor=10.0, final_div_factor=100.0,
     )
     return optimizer, scheduler
 
@@ -124,17 +128,17 @@ def run(settings: TrainSettings, stop: StopFlag) -> int:
     if settings.num_threads:
         torch.set_num_threads(settings.num_threads)
     device = pick_device(settings.device)
+    state = resume_state(settings)
+    if state is not None and state.get("completed"):
+        log.info("these settings already finished (model %s); set RETRAIN=1 to train again",
+                 state.get("published_version"))
+        return 0
     train, val, test = load_data(settings)
     model = FashionMNISTModelV2().to(device).to(memory_format=torch.channels_last)
     steps_per_epoch = -(-len(train) // settings.batch_size)
     optimizer, scheduler = make_optimizer(model, settings, steps_per_epoch)
-    state = resume_state(settings)
     history, best = [], {"epoch": 0, "val_accuracy": -1.0, "val_loss": float("inf")}
     if state is not None:
-        if state.get("completed"):
-            log.info("these settings already finished (model %s); set RETRAIN=1 to train again",
-                     state.get("published_version"))
-            return 0
         model.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["optimizer_state"])
         scheduler.load_state_dict(state["scheduler_state"])
