@@ -1,0 +1,1 @@
+"""The FastAPI application of the inference service; ``create_app`` in ``main`` is the entry point."""

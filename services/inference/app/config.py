@@ -1,0 +1,35 @@
+"""Inference settings, read from environment variables (``PORT=8001 BATCHING=false python -m services.inference``)."""
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore")
+
+    artifacts_dir: Path = Field(Path("artifacts"), description="trainer output; its latest.json names the model")
+    default_model_dir: Path = Field(Path("models/default"), description="model served until artifacts has one")
+    data_dir: Path = Field(Path("data"), description="torchvision root with FashionMNIST/raw/ (for /samples)")
+    download: bool = Field(True, description="download FashionMNIST for /samples when the files are missing")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available, else cpu")
+    threads: int = Field(0, ge=0, description="torch intra-op CPU threads (0 = torch's default)")
+    host: str = Field("127.0.0.1")
+    port: int = Field(8000, ge=1, le=65535)
+    log_level: str = Field("info")
+
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="largest request body accepted")
+    max_instances: int = Field(256, ge=1, description="most images in one JSON `instances` request")
+    max_files: int = Field(64, ge=1, description="most files in one multipart request")
+    max_image_pixels: int = Field(16_000_000, ge=784, description="largest decoded picture (width x height)")
+
+    batching: bool = Field(True, description="group concurrent requests into one forward pass")
+    # 64: in the server, fewer and larger passes beat passes of 16 (each pass re-takes the GIL between its ops)
+    # although the model alone is faster per image at 16 (cache); bench/inference_throughput.py measures both.
+    max_batch_size: int = Field(64, ge=1, description="most images in one forward pass (bigger requests: several)")
+    max_batch_wait_ms: float = Field(
+        2.0, ge=0, description="how long a batch may wait for requests already being parsed; a lone one never waits"
+    )
+    reload_interval_s: float = Field(2.0, gt=0, description="how often the artifacts manifest is checked")

@@ -1,0 +1,66 @@
+"""One error shape for every failure: ``{"error": "<snake_case_code>", "detail": "<what is wrong>"}``.
+
+Routes raise ``ApiError``; the handlers below also translate FastAPI's own validation errors and Starlette's
+HTTP errors (404, 405, ...), so a client never sees another format and bad input never becomes a 500.
+"""
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large",
+              415: "unsupported_media_type", 422: "invalid_request", 503: "unavailable"}
+
+
+class ApiError(Exception):
+    """A failure the client should see, with its HTTP status and a short code."""
+
+    def __init__(self, status_code: int, error: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status_code, self.error, self.detail = status_code, error, detail
+
+
+def error_response(status_code: int, error: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail}, status_code=status_code, headers=headers)
+
+
+def describe_validation_errors(errors: list[dict], limit: int = 3) -> str:
+    """Pydantic/FastAPI errors -> 'pixels.3.5: Input should be ...; top_k: ...' (the first few)."""
+    parts = []
+    for item in errors[:limit]:
+        location = ".".join(str(part) for part in item.get("loc", ()) if part not in ("body", "query", "path"))
+        parts.append(f"{location or 'body'}: {item.get('msg', 'invalid')}")
+    more = len(errors) - limit
+    return "; ".join(parts) + (f" (and {more} more errors)" if more > 0 else "")
+
+
+def _counted(request: Request, status_code: int, error: str, detail: str, headers=None) -> JSONResponse:
+    metrics = getattr(request.app.state, "metrics", None)
+    if metrics is not None:
+        metrics.errors.labels(error).inc()
+    return error_response(status_code, error, detail, headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, error: ApiError) -> JSONResponse:
+        return _counted(request, error.status_code, error.error, error.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        return _counted(request, 422, "invalid_request", describe_validation_errors(list(error.errors())))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = HTTP_CODES.get(error.status_code, "http_error")
+        return _counted(request, error.status_code, code, str(error.detail), getattr(error, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _counted(request, 500, "internal_error", f"unexpected {type(error).__name__}; see the server log")

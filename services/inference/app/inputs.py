@@ -1,0 +1,90 @@
+"""The two body forms of POST /predict, turned into uint8 pixels (n, 28, 28), with 4xx errors for bad input.
+
+One route accepts both multipart uploads and JSON, so the body is parsed here by Content-Type instead of by
+FastAPI's parameter binding; the pydantic models below validate the JSON and also describe it in /docs.
+"""
+
+import asyncio
+from typing import Annotated
+
+import numpy as np
+from fastapi import Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from services.inference.app.config import Settings
+from services.inference.app.errors import ApiError, describe_validation_errors
+from services.inference.app.images import decode_image
+from services.inference.app.multipart import parse_multipart
+from shared.preprocess import IMAGE_SIDE
+
+INLINE_DECODE_BYTES = 256 * 1024  # bigger bodies are decoded in a thread so the event loop keeps serving
+
+Pixel = Annotated[float, Field(ge=0, le=255, allow_inf_nan=False, strict=True)]
+Row = Annotated[list[Pixel], Field(min_length=IMAGE_SIDE, max_length=IMAGE_SIDE)]
+Pixels = Annotated[list[Row], Field(min_length=IMAGE_SIDE, max_length=IMAGE_SIDE,
+                                    description="28 rows of 28 grayscale values 0-255 (light object on black)")]
+
+
+class PredictJson(BaseModel):
+    """Exactly one of ``pixels`` (one image) or ``instances`` (several, answered in order)."""
+
+    model_config = ConfigDict(extra="forbid")
+    pixels: Pixels | None = None
+    instances: Annotated[list[Pixels], Field(min_length=1)] | None = None
+
+    @model_validator(mode="after")
+    def exactly_one(self) -> "PredictJson":
+        if (self.pixels is None) == (self.instances is None):
+            raise ValueError("send exactly one of `pixels` (one image) or `instances` (a list of images)")
+        return self
+
+
+async def read_pixels(request: Request, settings: Settings) -> tuple[np.ndarray, bool]:
+    """The request's images as uint8 (n, 28, 28), and whether it asked for a single result."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        return await _from_multipart(request, settings)
+    if content_type == "application/json" or content_type.endswith("+json"):
+        body = await request.body()
+        if len(body) > INLINE_DECODE_BYTES:
+            return await asyncio.to_thread(_from_json, body, settings)
+        return _from_json(body, settings)
+    raise ApiError(415, "unsupported_media_type", f"Content-Type {content_type or '(none)'!r} is not accepted; "
+                   "send multipart/form-data with `file` fields, or application/json with `pixels` or `instances`")
+
+
+def _from_json(body: bytes, settings: Settings) -> tuple[np.ndarray, bool]:
+    if not body:
+        raise ApiError(422, "empty_body", 'the JSON body is empty; send {"pixels": [[...]]} or {"instances": [...]}')
+    try:
+        parsed = PredictJson.model_validate_json(body)
+    except ValidationError as error:
+        errors = error.errors()
+        if errors[0]["type"] == "json_invalid":
+            raise ApiError(400, "invalid_json", f"the body is not valid JSON: {errors[0]['msg']}") from None
+        code = "invalid_pixels" if errors[0]["loc"][:1] in (("pixels",), ("instances",)) else "invalid_body"
+        raise ApiError(422, code, describe_validation_errors(errors)) from None
+    if parsed.instances is not None and len(parsed.instances) > settings.max_instances:
+        raise ApiError(413, "too_many_instances", f"{len(parsed.instances)} instances is more than the "
+                                                  f"{settings.max_instances} allowed (MAX_INSTANCES)")
+    images = [parsed.pixels] if parsed.pixels is not None else parsed.instances
+    values = np.array(images, dtype=np.float32)
+    return np.rint(values).astype(np.uint8), parsed.pixels is not None
+
+
+async def _from_multipart(request: Request, settings: Settings) -> tuple[np.ndarray, bool]:
+    parts = parse_multipart(await request.body(), request.headers["content-type"], settings.max_files)
+    uploads = [part for part in parts if part.name == "file"]
+    if not uploads:
+        fields = ", ".join(sorted({part.name for part in parts})) or "none"
+        raise ApiError(422, "missing_file", f"no `file` field in the multipart body (fields sent: {fields}); "
+                                            "upload the picture as `file`")
+    if any(part.filename is None for part in uploads):
+        raise ApiError(422, "invalid_file", "`file` must be a file upload, not a text field")
+    decode = [(part.data, settings.max_image_pixels, part.filename or f"file {i + 1}")
+              for i, part in enumerate(uploads)]
+    if sum(len(data) for data, _, _ in decode) > INLINE_DECODE_BYTES:
+        images = await asyncio.to_thread(lambda: [decode_image(*args) for args in decode])
+    else:
+        images = [decode_image(*args) for args in decode]
+    return (images[0][np.newaxis] if len(images) == 1 else np.stack(images)), len(images) == 1

@@ -1,0 +1,80 @@
+"""The app factory. The lifespan builds everything stateful ONCE per app: the model (loaded at startup, never
+per request, never at import), the micro-batcher and its worker thread, the samples loader and the reload
+poller; nothing lives in module globals, so several apps (tests) can coexist in one process.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import torch
+from fastapi import FastAPI
+
+from services.inference.app.batching import MicroBatcher
+from services.inference.app.body_limit import BodySizeLimitMiddleware
+from services.inference.app.config import Settings
+from services.inference.app.errors import install_error_handlers
+from services.inference.app.metrics_prom import Metrics, PrometheusMiddleware
+from services.inference.app.model_store import ModelStore, resolve_device
+from services.inference.app.routes import meta, predict, samples
+from services.inference.app.samples import SampleStore
+from services.inference.app.services import Services
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    metrics = Metrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = await _start(settings, metrics)
+        app.state.services = services
+        poller = asyncio.create_task(_poll_forever(services.store, settings.reload_interval_s))
+        try:
+            yield
+        finally:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+            services.batcher.close()
+
+    app = FastAPI(title="FashionMNIST inference API", version="1.0.0", lifespan=lifespan,
+                  description="Classifies clothing pictures into the 10 FashionMNIST classes.")
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    for module in (predict, samples, meta):
+        app.include_router(module.router)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(PrometheusMiddleware, metrics=metrics)  # added last = outermost: sees every response
+    return app
+
+
+async def _start(settings: Settings, metrics: Metrics) -> Services:
+    if settings.threads > 0:
+        torch.set_num_threads(settings.threads)
+    store = ModelStore(settings.artifacts_dir, settings.default_model_dir, resolve_device(settings.device))
+    store.on_loaded.append(metrics.model_loaded)
+    store.on_refused.append(metrics.model_refused)
+    await asyncio.to_thread(store.poll)
+    if store.current is None:
+        log.warning("no model in %s or %s yet; /ready answers 503 until one is published",
+                    settings.artifacts_dir, settings.default_model_dir)
+    sample_store = SampleStore(settings.data_dir, settings.download)
+    sample_store.start_loading()
+    batcher = MicroBatcher(store, enabled=settings.batching, max_batch_size=settings.max_batch_size,
+                           max_wait_ms=settings.max_batch_wait_ms, threads=settings.threads,
+                           on_batch=metrics.observe_batch)
+    return Services(settings=settings, store=store, batcher=batcher, samples=sample_store, metrics=metrics)
+
+
+async def _poll_forever(store: ModelStore, interval_s: float) -> None:
+    """Hot reload: check the manifest every interval, loading in a thread so serving never pauses."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await asyncio.to_thread(store.poll)
+        except Exception:  # a poll must never kill the poller; the next one tries again
+            log.exception("model reload poll failed")

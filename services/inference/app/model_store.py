@@ -1,0 +1,147 @@
+"""Which model is served, and replacing it safely while requests are in flight.
+
+Resolution: the model named by ``ARTIFACTS_DIR/latest.json`` (what the trainer publishes); until that exists,
+the one named by ``DEFAULT_MODEL_DIR/latest.json`` (shipped with the repository). The default is only a
+starting point: once a published model serves, a later broken publication never sends us back to it.
+
+Hot reload: ``poll()`` runs every RELOAD_INTERVAL_S (in a thread, from the app's lifespan). A new checkpoint is
+loaded, checked with a test forward pass and only then swapped in with one attribute assignment. Each batch
+reads ``current`` once, so in-flight requests finish on the model they started with and never fail. A
+corrupt or incompatible checkpoint is refused: logged, listed in ``rejected`` (shown in /metrics), and the old
+model keeps serving. A refused file is not retried until it changes (size or mtime).
+"""
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from shared.artifacts import PublishedModel, read_manifest
+from shared.checkpoint import CheckpointError, load_checkpoint
+from shared.classes import NUM_CLASSES
+from shared.preprocess import IMAGE_SIDE
+
+log = logging.getLogger(__name__)
+MAX_REJECTIONS_KEPT = 20
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready to serve, with what /metrics reports about it."""
+
+    model: nn.Module
+    version: str
+    device: torch.device
+    source: Literal["artifacts", "default"]
+    checkpoint_path: Path
+    published_at: str
+    loaded_at: str
+    training_metrics: dict[str, Any]
+
+
+@dataclass
+class ReloadState:
+    last_error: str | None = None
+    rejected: list[dict[str, str]] = field(default_factory=list)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("DEVICE=cuda but no CUDA device is available")
+    return torch.device(name)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _file_key(path: Path) -> tuple[str, int, int]:
+    try:
+        stat = path.stat()
+        return str(path), stat.st_size, stat.st_mtime_ns
+    except OSError:
+        return str(path), -1, -1
+
+
+class ModelStore:
+    def __init__(self, artifacts_dir: Path, default_model_dir: Path, device: torch.device) -> None:
+        self.artifacts_dir, self.default_model_dir, self.device = artifacts_dir, default_model_dir, device
+        self.current: LoadedModel | None = None
+        self.reload = ReloadState()
+        self._refused: set[tuple[str, int, int]] = set()
+        self._lock = threading.Lock()  # one poll at a time (startup and the poller may overlap)
+        # Observers (the Prometheus metrics): called with the new model, or with the refused path.
+        self.on_loaded: list[Callable[[LoadedModel], None]] = []
+        self.on_refused: list[Callable[[str], None]] = []
+
+    def poll(self) -> bool:
+        """Load the newest good model if it changed; True when a new model now serves."""
+        with self._lock:
+            published = read_manifest(self.artifacts_dir)
+            if published is not None and self._is_new(published) and self._try_load(published, "artifacts"):
+                return True
+            if self.current is None:
+                default = read_manifest(self.default_model_dir)
+                if default is not None and self._is_new(default):
+                    return self._try_load(default, "default")
+            return False
+
+    def _is_new(self, published: PublishedModel) -> bool:
+        current = self.current
+        if current is not None and current.checkpoint_path == published.checkpoint_path:
+            return False
+        return _file_key(published.checkpoint_path) not in self._refused
+
+    def _try_load(self, published: PublishedModel, source: Literal["artifacts", "default"]) -> bool:
+        try:
+            loaded = self._load(published, source)
+        except (CheckpointError, RuntimeError, ValueError, TypeError, KeyError, OSError) as error:
+            self._refuse(published.checkpoint_path, error)
+            return False
+        previous, self.current = self.current, loaded
+        log.info("serving model %s from %s (was %s)", loaded.version, published.checkpoint_path,
+                 previous.version if previous else "none")
+        for callback in self.on_loaded:
+            callback(loaded)
+        return True
+
+    def _load(self, published: PublishedModel, source: Literal["artifacts", "default"]) -> LoadedModel:
+        checkpoint = load_checkpoint(published.checkpoint_path)
+        model = checkpoint.build_model(self.device)
+        with torch.inference_mode():
+            logits = model(torch.zeros(1, 1, IMAGE_SIDE, IMAGE_SIDE, device=self.device))
+        if tuple(logits.shape) != (1, NUM_CLASSES):
+            raise CheckpointError(f"{published.checkpoint_path}: model outputs {tuple(logits.shape)}")
+        return LoadedModel(
+            model=model, version=checkpoint.model_version, device=self.device, source=source,
+            checkpoint_path=published.checkpoint_path, published_at=published.published_at, loaded_at=_now(),
+            training_metrics=_read_metrics(published.metrics_path, checkpoint.data.get("metrics", {})),
+        )
+
+    def _refuse(self, path: Path, error: Exception) -> None:
+        message = str(error)
+        log.error("refusing model %s; %s", path, message)
+        self._refused.add(_file_key(path))
+        self.reload.last_error = message
+        self.reload.rejected = [*self.reload.rejected, {"path": str(path), "error": message, "at": _now()}][
+            -MAX_REJECTIONS_KEPT:]
+        for callback in self.on_refused:
+            callback(str(path))
+
+
+def _read_metrics(path: Path, fallback: dict[str, Any]) -> dict[str, Any]:
+    """The model's metrics.json verbatim; the summary inside the checkpoint when that file is unreadable."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        log.warning("metrics %s unreadable (%s); using the checkpoint's summary", path, error)
+        return dict(fallback)

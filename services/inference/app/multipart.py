@@ -1,0 +1,71 @@
+"""A lean multipart/form-data reader for the hot path of POST /predict.
+
+Starlette's ``request.form()`` spools every part into an ``UploadFile`` (a temporary-file object, a form
+container, an async close); for a few small pictures that bookkeeping costs more than decoding them. The body
+is already in memory (and capped at MAX_BODY_BYTES), so this feeds it to the same python-multipart parser
+and keeps each part as plain bytes.
+"""
+
+from dataclasses import dataclass, field
+
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from services.inference.app.errors import ApiError
+
+
+@dataclass
+class Part:
+    name: str = ""
+    filename: str | None = None  # None: a text field, not a file
+    chunks: list[bytes] = field(default_factory=list)
+
+    @property
+    def data(self) -> bytes:
+        return b"".join(self.chunks)
+
+
+def boundary_of(content_type: str) -> bytes:
+    _, options = parse_options_header(content_type)
+    boundary = options.get(b"boundary")
+    if not boundary:
+        raise ApiError(400, "invalid_multipart", "multipart/form-data without a boundary in Content-Type")
+    return boundary
+
+
+def parse_multipart(body: bytes, content_type: str, max_parts: int) -> list[Part]:
+    """All parts of the body, in order; ``ApiError`` for malformed bodies or more than ``max_parts`` parts."""
+    parts: list[Part] = []
+    header: dict[str, bytes] = {"field": b"", "value": b""}
+
+    def on_part_begin() -> None:
+        if len(parts) >= max_parts:
+            raise ApiError(413, "too_many_files", f"more than {max_parts} parts in the multipart body (MAX_FILES)")
+        parts.append(Part())
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        header["field"] += data[start:end]
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        header["value"] += data[start:end]
+
+    def on_header_end() -> None:
+        if header["field"].lower() == b"content-disposition":
+            _, options = parse_options_header(header["value"])
+            parts[-1].name = options.get(b"name", b"").decode("utf-8", "replace")
+            if b"filename" in options:
+                parts[-1].filename = options[b"filename"].decode("utf-8", "replace")
+        header["field"], header["value"] = b"", b""
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        parts[-1].chunks.append(data[start:end])
+
+    callbacks = {"on_part_begin": on_part_begin, "on_header_field": on_header_field,
+                 "on_header_value": on_header_value, "on_header_end": on_header_end, "on_part_data": on_part_data}
+    parser = MultipartParser(boundary_of(content_type), callbacks)
+    try:
+        parser.write(body)
+        parser.finalize()
+    except MultipartParseError as error:
+        raise ApiError(400, "invalid_multipart", f"malformed multipart body: {error}") from None
+    return parts

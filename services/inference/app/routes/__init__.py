@@ -1,0 +1,1 @@
+"""HTTP routes, one router per concern: predictions, test-image samples, and health/readiness/metrics."""

@@ -1,0 +1,64 @@
+"""POST /predict: one route for multipart uploads and JSON pixels (see ``inputs`` for the body forms)."""
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from services.inference.app import predict
+from services.inference.app.errors import ApiError
+from services.inference.app.inputs import PredictJson, read_pixels
+from services.inference.app.schemas import BatchPrediction, PredictionResult, error_responses
+from services.inference.app.services import get_services
+
+router = APIRouter(tags=["predict"])
+
+TOP_K = {"name": "top_k", "in": "query", "required": False, "description": "how many classes to list (1-10)",
+         "schema": {"type": "integer", "minimum": 1, "maximum": 10, "default": 3}}
+OPENAPI = {
+    "parameters": [TOP_K],
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {"schema": {
+                "type": "object", "required": ["file"],
+                "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"},
+                                        "description": "one or more pictures (PNG, JPEG, GIF, BMP, WebP)"}},
+            }},
+            "application/json": {"schema": PredictJson.model_json_schema(ref_template="#/components/schemas/{model}")},
+        },
+    }
+}
+
+
+@router.post(
+    "/predict",
+    response_model=PredictionResult | BatchPrediction,
+    responses=error_responses(400, 413, 415, 422, 503),
+    openapi_extra=OPENAPI,
+    summary="Classify pictures or 28x28 pixel arrays",
+    description="One `file` or `pixels` -> one result; several files or `instances` -> `predictions` in order.",
+)
+async def predict_route(request: Request) -> JSONResponse:
+    services = get_services(request)
+    top_k = parse_top_k(request.query_params.get("top_k"))
+    if services.store.current is None:
+        raise ApiError(503, "not_ready", "no model is loaded yet; publish one to ARTIFACTS_DIR")
+    with services.batcher.arriving():
+        pixels, single = await read_pixels(request, services.settings)
+    probabilities, loaded = await services.batcher.predict(pixels)
+    results = predict.results(probabilities, top_k, loaded.version)
+    body = results[0] if single else {"predictions": results, "model_version": loaded.version}
+    return JSONResponse(body)
+
+
+def parse_top_k(raw: str | None) -> int:
+    """By hand rather than ``Query(ge=1, le=10)``: FastAPI's parameter binding costs more than it is worth on
+    the hottest route (documented above through ``openapi_extra`` instead)."""
+    if raw is None:
+        return 3
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 10:
+        raise ApiError(422, "invalid_top_k", f"top_k must be an integer from 1 to 10, got {raw!r}")
+    return value

@@ -1,0 +1,74 @@
+"""Real FashionMNIST test images for the web page's "try a sample" feature.
+
+The test split is loaded in a background thread at startup, so a missing or slow data set never delays
+serving predictions; until it is loaded (or when loading failed) the samples endpoints answer 503
+``samples_unavailable`` with the reason.
+"""
+
+import base64
+import io
+import logging
+import random
+import threading
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from services.inference.app.errors import ApiError
+from shared.classes import CLASS_NAMES
+from shared.data import Split, load_split
+
+log = logging.getLogger(__name__)
+
+
+class SampleStore:
+    def __init__(self, data_dir: Path, download: bool) -> None:
+        self.data_dir, self.download = data_dir, download
+        self._split: Split | None = None
+        self._images: np.ndarray | None = None
+        self._problem = "the test images are still loading"
+
+    def start_loading(self) -> threading.Thread:
+        thread = threading.Thread(target=self._load, name="samples-loader", daemon=True)
+        thread.start()
+        return thread
+
+    def _load(self) -> None:
+        try:
+            split = load_split(self.data_dir, train=False, download=self.download)
+        except Exception as error:  # DatasetNotFoundError, or anything else torchvision raises
+            self._problem = f"test images could not be loaded: {error}"
+            log.warning("samples unavailable: %s", error)
+            return
+        self._images = split.images.numpy()
+        self._split = split
+        log.info("loaded %d test images from %s", len(split), self.data_dir)
+
+    @property
+    def available(self) -> int:
+        return 0 if self._split is None else len(self._split)
+
+    def _require(self) -> Split:
+        if self._split is None:
+            raise ApiError(503, "samples_unavailable", self._problem)
+        return self._split
+
+    def sample(self, index: int) -> dict:
+        split = self._require()
+        if not 0 <= index < len(split):
+            raise ApiError(404, "sample_not_found", f"sample index {index} is outside 0..{len(split) - 1}")
+        pixels = self._images[index]
+        label = int(split.labels[index])
+        return {"index": index, "class_id": label, "label": CLASS_NAMES[label], "pixels": pixels.tolist(),
+                "image_png_base64": png_base64(pixels)}
+
+    def random_samples(self, count: int) -> list[dict]:
+        split = self._require()
+        return [self.sample(index) for index in random.sample(range(len(split)), min(count, len(split)))]
+
+
+def png_base64(pixels: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8)).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")

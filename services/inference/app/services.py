@@ -1,0 +1,24 @@
+"""What the routes need, built once per app in the lifespan and kept on ``app.state.services``."""
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from services.inference.app.batching import MicroBatcher
+from services.inference.app.config import Settings
+from services.inference.app.metrics_prom import Metrics
+from services.inference.app.model_store import ModelStore
+from services.inference.app.samples import SampleStore
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    store: ModelStore
+    batcher: MicroBatcher
+    samples: SampleStore
+    metrics: Metrics
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services

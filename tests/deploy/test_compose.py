@@ -1,0 +1,144 @@
+"""The compose files, as the real docker-compose reads them: services, volumes, ports, health and the GPU overlay."""
+
+import pytest
+
+from services.trainer.config import TrainSettings
+from tests.deploy.helpers import BASE_FILE, GPU_FILE, SERVICES, compose_config, compose_variables, env_example_variables
+from tests.processes import REPO_ROOT
+
+ENV_EXAMPLE = REPO_ROOT / ".env.example"
+
+
+@pytest.fixture(scope="module")
+def base() -> dict:
+    return compose_config(BASE_FILE)["services"]
+
+
+@pytest.fixture(scope="module")
+def merged() -> dict:
+    return compose_config(BASE_FILE, GPU_FILE)["services"]
+
+
+def volume_mounts(service: dict) -> dict[str, tuple[str, str]]:
+    """container path -> (volume name, mode) from docker-compose's normalised ``source:target:mode`` strings."""
+    mounts = {}
+    for entry in service.get("volumes", []):
+        source, target, mode = entry.split(":") if entry.count(":") == 2 else (*entry.split(":"), "rw")
+        mounts[target] = (source, mode)
+    return mounts
+
+
+def test_the_stack_has_redis_and_the_three_services_built_from_their_dockerfiles(base):
+    assert set(base) == {"redis", "trainer", "inference", "frontend"}
+    assert base["redis"]["image"].startswith("redis:7")
+    for name in SERVICES:
+        build = base[name]["build"]
+        assert build["context"] == str(REPO_ROOT), f"{name} must be built with the repository root as context"
+        assert build["dockerfile"] == f"services/{name}/Dockerfile"
+        assert base[name]["pull_policy"] == "build", "our image names must never be looked up in a registry"
+
+
+def test_torch_images_build_cpu_wheels_by_default(base):
+    for name in ("trainer", "inference"):
+        assert base[name]["build"]["args"]["TORCH_INDEX_URL"] == "https://download.pytorch.org/whl/cpu"
+    assert "args" not in base["frontend"]["build"] or "TORCH_INDEX_URL" not in base["frontend"]["build"]["args"]
+
+
+def test_named_volumes_trainer_writes_artifacts_and_inference_reads_them_only(base):
+    trainer, inference = volume_mounts(base["trainer"]), volume_mounts(base["inference"])
+    assert trainer["/app/artifacts"] == ("artifacts", "rw")
+    assert inference["/app/artifacts"] == ("artifacts", "ro")
+    # Each data volume has one writer: two containers never download into the same files.
+    assert trainer["/app/data"][0] != inference["/app/data"][0]
+    assert base["trainer"]["environment"]["DATA_DIR"] == "/app/data"
+    assert base["inference"]["environment"]["ARTIFACTS_DIR"] == "/app/artifacts"
+    assert base["inference"]["environment"]["DEFAULT_MODEL_DIR"] == "/app/models/default"
+    declared = set(compose_config(BASE_FILE)["volumes"])
+    used = {source for name in SERVICES for source, _ in volume_mounts(base[name]).values()}
+    assert used == declared, "every named volume is declared and used"
+    assert "volumes" not in base["redis"], "redis is a cache: nothing persisted"
+
+
+def test_ports_are_published_on_localhost_only_by_default(base):
+    assert base["frontend"]["ports"] == ["127.0.0.1:5000:5000/tcp"]
+    assert base["inference"]["ports"] == ["127.0.0.1:8000:8000/tcp"]
+    assert "ports" not in base["trainer"] and "ports" not in base["redis"]
+
+
+def test_ports_and_bind_address_come_from_the_environment():
+    services = compose_config(BASE_FILE, env={"BIND_ADDRESS": "0.0.0.0", "FRONTEND_PORT": "8080",
+                                              "INFERENCE_PORT": "9000"})["services"]
+    assert services["frontend"]["ports"] == ["0.0.0.0:8080:5000/tcp"]
+    assert services["inference"]["ports"] == ["0.0.0.0:9000:8000/tcp"]
+
+
+def test_servers_listen_on_all_container_interfaces_and_find_each_other_by_service_name(base):
+    for name in ("inference", "frontend"):
+        assert base[name]["environment"]["HOST"] == "0.0.0.0"
+    assert base["inference"]["environment"]["PORT"] == "8000"
+    assert base["frontend"]["environment"]["PORT"] == "5000"
+    assert base["frontend"]["environment"]["INFERENCE_URL"] == "http://inference:8000"
+    assert base["frontend"]["environment"]["REDIS_URL"] == "redis://redis:6379/0"
+
+
+def test_healthchecks_and_start_order(base):
+    assert base["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    assert "/ready" in " ".join(base["inference"]["healthcheck"]["test"])
+    assert "/health" in " ".join(base["frontend"]["healthcheck"]["test"])
+    assert base["frontend"]["depends_on"] == {"redis": {"condition": "service_healthy"},
+                                              "inference": {"condition": "service_healthy"}}
+    # The page and the API never wait for training.
+    for name in ("inference", "frontend"):
+        assert "trainer" not in base[name].get("depends_on", {})
+
+
+def test_trainer_is_a_one_shot_job_that_is_not_restarted_after_success(base):
+    restart = base["trainer"].get("restart", "no")
+    assert restart == "no" or restart.startswith("on-failure"), "`always`/`unless-stopped` would retrain forever"
+    env = base["trainer"]["environment"]
+    assert env["RETRAIN"] == "0" and env["DOWNLOAD"] == "true"
+    assert compose_config(BASE_FILE, env={"RETRAIN": "1"})["services"]["trainer"]["environment"]["RETRAIN"] == "1"
+
+
+def test_trainer_defaults_in_compose_are_the_trainers_own_defaults(base):
+    """A default spelled differently in compose would silently make `docker compose up` train another recipe."""
+    env, defaults = base["trainer"]["environment"], TrainSettings()
+    for name in ("EPOCHS", "BATCH_SIZE", "LR", "SEED", "TRAIN_LIMIT"):
+        field = name.lower()
+        assert type(getattr(defaults, field))(env[name]) == getattr(defaults, field), name
+
+
+def test_gpu_overlay_reserves_nvidia_gpus_and_builds_cuda_torch(merged, base):
+    for name in ("trainer", "inference"):
+        service = merged[name]
+        devices = service["deploy"]["resources"]["reservations"]["devices"]
+        assert devices == [{"capabilities": ["gpu"], "count": "all", "driver": "nvidia"}]
+        assert service["environment"]["DEVICE"] == "cuda"
+        assert "whl/cpu" not in service["build"]["args"]["TORCH_INDEX_URL"]
+        assert service["image"].endswith(":gpu")
+        # The overlay changes only that: volumes, ports and health stay as in the base file.
+        assert sorted(service.get("volumes", [])) == sorted(base[name].get("volumes", []))
+        assert service.get("ports") == base[name].get("ports")
+        assert service.get("healthcheck") == base[name].get("healthcheck")
+    # docker-compose v1 drops pull_policy when it merges files (Compose v2 keeps it): compare the rest.
+    assert {k: v for k, v in merged["frontend"].items() if k != "pull_policy"} == \
+        {k: v for k, v in base["frontend"].items() if k != "pull_policy"}
+    assert base["trainer"]["environment"]["DEVICE"] == "cpu"
+
+
+def test_gpu_overlay_is_also_a_valid_compose_file_on_its_own():
+    services = compose_config(GPU_FILE)["services"]
+    assert set(services) == {"trainer", "inference"}
+
+
+def test_every_env_example_variable_is_used_by_a_compose_file_and_vice_versa():
+    documented = set(env_example_variables(ENV_EXAMPLE))
+    used = compose_variables(BASE_FILE) | compose_variables(GPU_FILE)
+    assert documented - used == set(), "documented in .env.example but used by no compose file"
+    assert used - documented == set(), "used by a compose file but not documented in .env.example"
+
+
+def test_env_example_values_are_the_compose_defaults(base):
+    """Copying .env.example to .env unchanged must give exactly the default configuration."""
+    from_example = compose_config(BASE_FILE, GPU_FILE, env_file=ENV_EXAMPLE)["services"]
+    assert from_example == compose_config(BASE_FILE, GPU_FILE)["services"]

@@ -1,0 +1,115 @@
+"""Readiness and hot reload against real servers: models appear, change and break while requests run."""
+
+import json
+import shutil
+import threading
+import time
+
+import requests
+import torch
+
+from shared.artifacts import MANIFEST_NAME, publish_model, read_manifest
+from shared.atomic import write_json_atomic
+from shared.checkpoint import build_checkpoint, load_checkpoint
+
+PIXELS = [[(row * 28 + col) % 256 for col in range(28)] for row in range(28)]
+
+
+def _wait_until(condition, timeout: float = 20.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def _republish_changed(artifacts_dir) -> str:
+    """Publish the current model with slightly changed weights: a new, valid version."""
+    current = read_manifest(artifacts_dir)
+    model = load_checkpoint(current.checkpoint_path).build_model("cpu")
+    with torch.no_grad():
+        model.classifier[1].bias.add_(0.01)
+    metrics = json.loads(current.metrics_path.read_text())
+    checkpoint = build_checkpoint(model, hyperparameters={"note": "republished by a test"}, epoch=1,
+                                  metrics={"test_accuracy": metrics["test_accuracy"]})
+    metrics["model_version"] = checkpoint["model_version"]
+    return publish_model(artifacts_dir, checkpoint, metrics).model_version
+
+
+def test_not_ready_without_any_model_then_ready_once_one_is_published(start_server, tiny_artifacts, tmp_path):
+    artifacts, empty_default = tmp_path / "artifacts", tmp_path / "no-default"
+    artifacts.mkdir()
+    empty_default.mkdir()
+    with start_server(ARTIFACTS_DIR=artifacts, DEFAULT_MODEL_DIR=empty_default, DATA_DIR=tmp_path / "no-data",
+                      RELOAD_INTERVAL_S="0.2") as url:
+        ready = requests.get(f"{url}/ready", timeout=5)
+        assert ready.status_code == 503 and ready.json()["error"] == "not_ready"
+        predict = requests.post(f"{url}/predict", json={"pixels": PIXELS}, timeout=5)
+        assert predict.status_code == 503 and predict.json()["error"] == "not_ready"
+        assert requests.get(f"{url}/health", timeout=5).status_code == 200
+        assert requests.get(f"{url}/metrics", timeout=5).json()["model"] is None
+
+        shutil.copytree(tiny_artifacts / "models", artifacts / "models")  # files first, manifest last
+        shutil.copy(tiny_artifacts / MANIFEST_NAME, artifacts / MANIFEST_NAME)
+        version = read_manifest(artifacts).model_version
+        _wait_until(lambda: requests.get(f"{url}/ready", timeout=5).status_code == 200, what="ready")
+        assert requests.get(f"{url}/ready", timeout=5).json() == {"status": "ready", "model_version": version}
+        assert requests.post(f"{url}/predict", json={"pixels": PIXELS}, timeout=5).json()["model_version"] == version
+
+
+def test_hot_reload_under_load_never_fails_a_request_and_refuses_a_corrupt_model(start_server, tiny_artifacts,
+                                                                                  tmp_path):
+    artifacts = tmp_path / "artifacts"
+    shutil.copytree(tiny_artifacts, artifacts)
+    old_version = read_manifest(artifacts).model_version
+    with start_server(ARTIFACTS_DIR=artifacts, DEFAULT_MODEL_DIR=tmp_path / "none", DATA_DIR=tmp_path / "none",
+                      RELOAD_INTERVAL_S="0.2") as url:
+        assert requests.get(f"{url}/metrics", timeout=5).json()["model"]["source"] == "artifacts"
+        stop, failures, versions, counts = threading.Event(), [], set(), [0]
+
+        def hammer() -> None:
+            with requests.Session() as session:
+                while not stop.is_set():
+                    try:
+                        response = session.post(f"{url}/predict", json={"pixels": PIXELS}, timeout=10)
+                        if response.status_code != 200:
+                            failures.append(response.text)
+                        else:
+                            versions.add(response.json()["model_version"])
+                    except requests.RequestException as error:
+                        failures.append(repr(error))
+                    counts[0] += 1
+
+        threads = [threading.Thread(target=hammer) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        try:
+            time.sleep(0.5)
+            new_version = _republish_changed(artifacts)
+            assert new_version != old_version
+            _wait_until(lambda: new_version in versions, what="the new version in answers")
+            time.sleep(0.3)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+        assert failures == []
+        assert {old_version, new_version} <= versions and counts[0] > 20
+
+        bad = artifacts / "models" / "broken.pt"
+        bad.write_bytes(b"this is not a checkpoint" * 100)
+        write_json_atomic(artifacts / MANIFEST_NAME, {"model_version": "broken", "checkpoint": "models/broken.pt",
+                                                      "metrics": "models/broken.metrics.json"})
+        reload = _wait_until(lambda: requests.get(f"{url}/metrics", timeout=5).json()["reload"]["rejected"],
+                             what="the rejection in /metrics")
+        assert reload[0]["path"].endswith("broken.pt") and "not a readable checkpoint" in reload[0]["error"]
+        metrics = requests.get(f"{url}/metrics", timeout=5).json()
+        assert metrics["model"]["version"] == new_version and metrics["reload"]["last_error"]
+        answer = requests.post(f"{url}/predict", json={"pixels": PIXELS}, timeout=5)
+        assert answer.status_code == 200 and answer.json()["model_version"] == new_version
+        assert requests.get(f"{url}/ready", timeout=5).json()["model_version"] == new_version
+        prometheus = requests.get(f"{url}/metrics/prometheus", timeout=5).text
+        assert 'inference_model_reloads_total{outcome="rejected"} 1.0' in prometheus
+        assert f'inference_model_info{{device="cpu",source="artifacts",version="{new_version}"}} 1.0' in prometheus
