@@ -6,6 +6,7 @@ export PYTHONPATH := $(CURDIR)
 
 DATA_DIR ?= data
 ARTIFACTS_DIR ?= artifacts
+DEFAULT_MODEL_DIR ?= models/default
 export DATA_DIR ARTIFACTS_DIR
 
 .PHONY: help install test lint bench train default-model inference frontend up down
@@ -34,7 +35,7 @@ train: install  ## train the model (settings: EPOCHS, DEVICE, DATA_DIR, ... or f
 	$(PY) -m services.trainer $(ARGS)
 
 default-model: install  ## copy the model published in ARTIFACTS_DIR to models/default (the shipped model)
-	$(PY) -m services.trainer.export --source $(ARTIFACTS_DIR) --target models/default
+	$(PY) -m services.trainer.export --source $(ARTIFACTS_DIR) --target $(DEFAULT_MODEL_DIR)
 
 inference: install  ## run the inference API on http://127.0.0.1:8000
 	$(PY) -m services.inference

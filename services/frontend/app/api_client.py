@@ -1,0 +1,83 @@
+"""The one place that talks HTTP to the inference API, with a timeout on every call.
+
+Callers see two kinds of failure: ``ApiUnavailable`` (API down, slow, or broken: show a friendly message and try
+again on the next request) and ``ApiError`` (the API understood and refused, e.g. a picture it cannot decode: pass
+its 4xx status and message through to the user).
+"""
+
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+
+class ApiUnavailable(Exception):
+    """The inference API could not be reached, timed out, or failed with a 5xx."""
+
+    def __init__(self, detail: str, status: int | None = None) -> None:
+        super().__init__(detail)
+        self.detail, self.status = detail, status  # status: the API's 5xx, None when it did not answer
+
+
+class ApiError(Exception):
+    """The inference API answered 4xx; ``status``, ``error`` and ``detail`` come from its JSON body."""
+
+    def __init__(self, status: int, error: str, detail: str) -> None:
+        super().__init__(f"{status} {error}: {detail}")
+        self.status, self.error, self.detail = status, error, detail
+
+
+UNAVAILABLE = "The prediction service is not answering right now. Please try again in a few seconds."
+NOT_READY = "The prediction service is starting up (loading the model). Please try again in a few seconds."
+
+
+class InferenceClient:
+    """Thin wrapper over the inference API's HTTP contract (see the README / services.inference)."""
+
+    def __init__(self, base_url: str, connect_timeout_s: float, read_timeout_s: float, pool_size: int = 8) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = (connect_timeout_s, read_timeout_s)
+        self.session = requests.Session()
+        # One pool per gunicorn worker, sized for its threads; the API is the only host we talk to.
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def metrics(self) -> dict[str, Any]:
+        return self._call("GET", "/metrics")
+
+    def sample(self, index: int) -> dict[str, Any]:
+        return self._call("GET", f"/samples/{index}")
+
+    def predict_pixels(self, pixels: list[list[int]], top_k: int) -> dict[str, Any]:
+        return self._call("POST", "/predict", params={"top_k": top_k}, json={"pixels": pixels})
+
+    def predict_file(self, filename: str, data: bytes, content_type: str, top_k: int) -> dict[str, Any]:
+        """Send the uploaded bytes as they came (the API decodes them; we never do)."""
+        files = {"file": (filename or "upload", data, content_type)}
+        return self._call("POST", "/predict", params={"top_k": top_k}, files=files)
+
+    def ready(self) -> dict[str, Any]:
+        """For /health: a short timeout, so a hung API never makes this app look unhealthy too."""
+        return self._call("GET", "/ready", timeout=(min(self.timeout[0], 1.0), min(self.timeout[1], 2.0)))
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            kwargs.setdefault("timeout", self.timeout)
+            response = self.session.request(method, self.base_url + path, **kwargs)
+        except requests.RequestException as exc:  # refused, reset, DNS, connect or read timeout
+            raise ApiUnavailable(UNAVAILABLE) from exc
+        if response.status_code == 503:
+            raise ApiUnavailable(NOT_READY, 503)
+        if response.status_code >= 500:
+            raise ApiUnavailable(UNAVAILABLE, response.status_code)
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise ApiUnavailable(UNAVAILABLE, response.status_code) from exc
+        if response.status_code >= 400:
+            fields = body if isinstance(body, dict) else {}
+            detail = fields.get("detail") or "The prediction service refused the request."
+            raise ApiError(response.status_code, str(fields.get("error") or "bad_request"),
+                           detail if isinstance(detail, str) else str(detail))
+        return body

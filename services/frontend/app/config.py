@@ -1,0 +1,29 @@
+"""Frontend settings, from environment variables (``INFERENCE_URL=http://api:8000 python -m services.frontend``)."""
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore")
+
+    inference_url: str = Field("http://127.0.0.1:8000", description="base URL of the inference API")
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="cache; the page works without it")
+    host: str = Field("127.0.0.1", description="containers set 0.0.0.0")
+    port: int = Field(5000, ge=1, le=65535)
+    secret_key: str | None = Field(None, description="Flask secret; a random one per process when unset")
+    workers: int = Field(2, ge=1, description="gunicorn worker processes")
+    threads: int = Field(4, ge=1, description="threads per gunicorn worker (requests mostly wait on the API)")
+    worker_timeout_s: int = Field(30, ge=5, description="gunicorn kills a worker stuck this long")
+
+    sample_ttl_s: int = Field(3600, ge=1, description="how long a rendered sample + prediction stays cached")
+    metrics_ttl_s: float = Field(10.0, ge=0, description="how long the API's /metrics stays cached (0 = never)")
+    api_connect_timeout_s: float = Field(2.0, gt=0)
+    api_read_timeout_s: float = Field(5.0, gt=0)
+    redis_timeout_s: float = Field(0.2, gt=0, description="socket connect/read timeout for every Redis call")
+    redis_retry_s: float = Field(1.0, ge=0, description="after a Redis failure, skip Redis this long before retrying")
+    cache_prefix: str = Field("fmnist:", description="prefix of every Redis key this app writes")
+
+    max_upload_bytes: int = Field(2 * 1024 * 1024, ge=1024, description="largest picture accepted (413 above)")
+    image_scale: int = Field(256, ge=28, le=1024, description="pixel size the 28x28 samples are upscaled to")
+    top_k: int = Field(3, ge=1, le=10, description="probabilities shown per prediction")

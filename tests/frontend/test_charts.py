@@ -1,0 +1,43 @@
+"""The chart geometry the templates draw (pure functions: checked directly)."""
+
+from services.frontend.app import charts
+
+HISTORY = [
+    {"epoch": 1, "train_loss": 0.9, "val_loss": 0.6, "train_accuracy": 0.70, "val_accuracy": 0.80},
+    {"epoch": 2, "train_loss": 0.5, "val_loss": 0.45, "train_accuracy": 0.85, "val_accuracy": 0.86},
+    {"epoch": 3, "train_loss": 0.4, "val_loss": 0.42, "train_accuracy": 0.88, "val_accuracy": 0.885},
+]
+
+
+def test_line_chart_maps_epochs_left_to_right_and_higher_values_up():
+    chart = charts.line_chart(HISTORY, [("train_loss", "Training"), ("val_loss", "Validation")], "Loss", True)
+    training = chart["lines"][0]["dots"]
+    assert [dot["epoch"] for dot in training] == [1, 2, 3]
+    assert training[0]["x"] == chart["left"] and training[-1]["x"] == chart["right"]
+    assert training[0]["y"] < training[1]["y"] < training[2]["y"]  # loss falls, so the line goes down
+    assert chart["y_ticks"][0]["label"] == "0.00" and float(chart["y_ticks"][-1]["label"]) >= 0.9
+    assert chart["lines"][1]["last"] == 0.42 and len(chart["x_ticks"]) == 3
+
+
+def test_accuracy_chart_range_is_tight_and_never_above_one():
+    chart = charts.line_chart(HISTORY, [("train_accuracy", "T"), ("val_accuracy", "V")], "Acc", False)
+    labels = [float(tick["label"]) for tick in chart["y_ticks"]]
+    assert labels[0] <= 0.70 and 0.885 <= labels[-1] <= 1.0 and 3 <= len(labels) <= 6
+
+
+def test_no_history_draws_nothing():
+    assert charts.line_chart([], [("train_loss", "Training")], "Loss", True) is None
+    assert charts.training_view({}) == {"loss": None, "accuracy": None, "confusion": None, "per_class": []}
+
+
+def test_confusion_shades_by_share_of_the_row_and_per_class_flags_the_weakest():
+    matrix = [[8, 2], [5, 5]]
+    view = charts.confusion(matrix, ["T-shirt/top", "Trouser"])
+    first = view["rows"][0]["cells"]
+    assert first[0]["diagonal"] and not first[1]["diagonal"]
+    assert first[0]["share"] == 0.8 and first[0]["alpha"] > first[1]["alpha"]
+    assert view["short"] == ["T-shirt", "Trouser"]
+    rows = charts.per_class([{"label": "A", "precision": 0.9, "recall": 0.8, "f1": 0.85},
+                             {"label": "B", "precision": 0.5, "recall": 0.4, "f1": 0.45}])
+    assert rows[1].get("weakest") and not rows[0].get("weakest")
+    assert rows[0]["bars"] == [("precision", 0.9), ("recall", 0.8), ("f1", 0.85)]
