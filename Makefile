@@ -9,7 +9,7 @@ ARTIFACTS_DIR ?= artifacts
 DEFAULT_MODEL_DIR ?= models/default
 export DATA_DIR ARTIFACTS_DIR
 
-.PHONY: help install test lint bench train default-model inference frontend up down
+.PHONY: help install test lint bench train default-model inference frontend up down status compose-smoke
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -48,3 +48,9 @@ up: install  ## start the whole stack as local processes (no Docker)
 
 down:  ## stop what `make up` started
 	bash scripts/stack.sh down
+
+status:  ## what `make up` started, and whether it still runs
+	bash scripts/stack.sh status
+
+compose-smoke:  ## end-to-end check of the Docker stack (needs a Docker engine; GPU=1 adds the GPU overlay)
+	bash scripts/compose_smoke.sh
