@@ -1,7 +1,7 @@
 """Inference throughput and latency, side by side in one run (``python -m bench inference_throughput``).
 
-(a) the raw model in-process at batch 64 (the server's MAX_BATCH_SIZE), and in passes of 16 for reference:
-    the ceiling, no HTTP, same thread count as the server;
+(a) the raw model in-process at batch 64, and in passes of 16 (the server's default MAX_BATCH_SIZE): the
+    ceiling, no HTTP, same thread count as the server;
 (b) images/s through the batch form of /predict (JSON ``instances``, 64 per request);
 (c) single-image PNG uploads to /predict at concurrency 1, 16 and 64, with micro-batching on and off,
     for THREADS=1 and THREADS=2: requests/s and p50/p95/p99 latency, measured with ``wrk`` (C, light on CPU)
@@ -46,7 +46,7 @@ BATCH = 64
 CONCURRENCIES = (1, 16, 64)
 BOUNDARY = "benchboundary7d93"
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
-SMALL_PASSES = 16  # for reference: the model alone is faster per image in passes of 16 (cache)
+SMALL_PASSES = 16  # the server's default MAX_BATCH_SIZE: the model alone is faster per image at 16 (cache)
 
 WRK_SCRIPT = """
 local bodies = {%s}
