@@ -22,6 +22,7 @@ from services.trainer.report import build_metrics
 from shared.artifacts import publish_model, run_dir
 from shared.checkpoint import CheckpointError, build_checkpoint, load_checkpoint, save_checkpoint
 from shared.data import DatasetNotFoundError, Split, load_split, train_val_split
+from shared.device import DeviceUnavailableError, resolve_device
 from shared.model import FashionMNISTModelV2
 from shared.preprocess import pixels_to_batch
 
@@ -43,14 +44,6 @@ class StopFlag:
     def _handle(self, signum: int, _frame: object) -> None:
         log.info("received %s: stopping after the current batch", signal.Signals(signum).name)
         self.requested = True
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("DEVICE=cuda but no CUDA device is available")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
 
 
 def train_one_epoch(
@@ -127,7 +120,7 @@ def run(settings: TrainSettings, stop: StopFlag) -> int:
     torch.manual_seed(settings.seed)
     if settings.num_threads:
         torch.set_num_threads(settings.num_threads)
-    device = pick_device(settings.device)
+    device = resolve_device(settings.device)
     state = resume_state(settings)
     if state is not None and state.get("completed"):
         log.info("these settings already finished (model %s); set RETRAIN=1 to train again",
@@ -199,6 +192,6 @@ def main(argv: list[str] | None = None) -> int:
     except StopRequested:
         log.info("stopped; the last completed epoch is saved, run again with the same settings to resume")
         return 128 + signal.SIGTERM
-    except (DatasetNotFoundError, CheckpointError) as error:
+    except (DatasetNotFoundError, CheckpointError, DeviceUnavailableError) as error:
         log.error("%s", error)
         return 2

@@ -4,9 +4,7 @@ import json
 import re
 import subprocess
 
-import pytest
-
-from tests.e2e.test_stack_e2e import Stack
+from tests.e2e.stack import wait_for_samples
 from tests.processes import REPO_ROOT
 
 README = (REPO_ROOT / "README.md").read_text()
@@ -18,15 +16,6 @@ def curl_examples() -> list[str]:
     return [line for line in block.group(1).splitlines() if line.strip() and not line.startswith("#")]
 
 
-@pytest.fixture(scope="module")
-def stack(tiny_artifacts, tiny_data_dir, tmp_path_factory):
-    running = Stack(tiny_artifacts, tiny_data_dir, tmp_path_factory.mktemp("readme"))
-    try:
-        yield running.start()
-    finally:
-        running.stop()
-
-
 def test_readme_has_curl_examples_for_every_endpoint():
     text = "\n".join(curl_examples())
     for endpoint in ("/predict", "top_k=", "pixels", "instances", "/metrics", "/samples/random", "/samples/",
@@ -35,6 +24,7 @@ def test_readme_has_curl_examples_for_every_endpoint():
 
 
 def test_every_curl_example_works_against_the_real_services(stack, tmp_path):
+    wait_for_samples(stack.api)
     for line in curl_examples():
         command = line.replace("http://127.0.0.1:8000", stack.api).replace("http://127.0.0.1:5000", stack.page)
         result = subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=tmp_path, capture_output=True,

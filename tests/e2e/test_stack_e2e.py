@@ -8,8 +8,6 @@ that no process is left.
 import base64
 import io
 import json
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +17,7 @@ from PIL import Image
 from shared.classes import CLASS_NAMES
 from shared.data import load_split
 from tests.deploy.procfs import assert_all_gone
-from tests.processes import RedisServer, ServerProcess, free_port, python_command
+from tests.e2e.stack import wait_for_samples
 
 JSON = {"Accept": "application/json"}
 
@@ -28,51 +26,6 @@ def png_bytes(pixels) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(np.asarray(pixels, dtype=np.uint8)).save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-class Stack:
-    """Redis + inference + frontend as real processes (each its own process group)."""
-
-    def __init__(self, tiny_artifacts: Path, tiny_data_dir: Path, workdir: Path) -> None:
-        self.redis = RedisServer(workdir)
-        api_port, page_port = free_port(), free_port()
-        self.api, self.page = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{page_port}"
-        self.api_process = ServerProcess(
-            python_command("-m", "services.inference"), f"{self.api}/ready",
-            {"HOST": "127.0.0.1", "PORT": str(api_port), "ARTIFACTS_DIR": str(tiny_artifacts),
-             "DEFAULT_MODEL_DIR": str(workdir / "no-default-model"), "DATA_DIR": str(tiny_data_dir),
-             "DOWNLOAD": "false", "DEVICE": "cpu"},
-            workdir / "inference.log")
-        self.page_process = ServerProcess(
-            python_command("-m", "services.frontend"), f"{self.page}/health",
-            {"HOST": "127.0.0.1", "PORT": str(page_port), "INFERENCE_URL": self.api, "REDIS_URL": self.redis.url,
-             "SECRET_KEY": "e2e-test-key"},
-            workdir / "frontend.log")
-
-    def start(self) -> "Stack":
-        self.redis.start()
-        self.api_process.start()
-        self.page_process.start()
-        return self
-
-    def process_groups(self) -> dict[str, int]:
-        return {"inference": self.api_process.process.pid, "frontend": self.page_process.process.pid,
-                "redis": self.redis.process.pid}
-
-    def stop(self) -> None:
-        """Idempotent: stopping a stopped process does nothing."""
-        self.page_process.stop()
-        self.api_process.stop()
-        self.redis.stop()
-
-
-@pytest.fixture(scope="module")
-def stack(tiny_artifacts, tiny_data_dir, tmp_path_factory):
-    running = Stack(tiny_artifacts, tiny_data_dir, tmp_path_factory.mktemp("e2e"))
-    try:
-        yield running.start()
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")
@@ -84,15 +37,6 @@ def version(tiny_artifacts) -> str:
 def test_images(tiny_data_dir):
     """The images the API serves as samples, read here straight from the IDX files."""
     return load_split(tiny_data_dir, train=False, download=False)
-
-
-def wait_for_samples(api: str) -> int:
-    """The API loads its test images in the background after it is ready."""
-    deadline = time.monotonic() + 20
-    while not (available := requests.get(f"{api}/metrics", timeout=5).json()["samples"]["available"]):
-        assert time.monotonic() < deadline, "the API never loaded its test images"
-        time.sleep(0.1)
-    return available
 
 
 def assert_result(result: dict, version: str, top_k: int = 3) -> None:

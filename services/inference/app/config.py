@@ -1,5 +1,6 @@
 """Inference settings, read from environment variables (``PORT=8001 BATCHING=false python -m services.inference``)."""
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -15,7 +16,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("data"), description="torchvision root with FashionMNIST/raw/ (for /samples)")
     download: bool = Field(True, description="download FashionMNIST for /samples when the files are missing")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available, else cpu")
-    threads: int = Field(0, ge=0, description="torch intra-op CPU threads (0 = torch's default)")
+    threads: int = Field(0, ge=0, description="torch intra-op CPU threads (0 = all cores but one, at least 1)")
     host: str = Field("127.0.0.1")
     port: int = Field(8000, ge=1, le=65535)
     log_level: str = Field("info")
@@ -34,3 +35,11 @@ class Settings(BaseSettings):
         2.0, ge=0, description="how long a batch may wait for requests already being parsed; a lone one never waits"
     )
     reload_interval_s: float = Field(2.0, gt=0, description="how often the artifacts manifest is checked")
+
+    @property
+    def model_threads(self) -> int:
+        """Threads for the forward pass. By default one core is left to the event loop, which parses requests
+        and encodes answers in Python: on 2 cores, 2 model threads made the model faster but starved the HTTP
+        side (the batch form of /predict reached 55 % of the raw model's throughput instead of 79 %)."""
+        return self.threads or max(1, len(os.sched_getaffinity(0)) - 1)
+

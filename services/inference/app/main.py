@@ -17,10 +17,11 @@ from services.inference.app.body_limit import BodySizeLimitMiddleware
 from services.inference.app.config import Settings
 from services.inference.app.errors import install_error_handlers
 from services.inference.app.metrics_prom import Metrics, PrometheusMiddleware
-from services.inference.app.model_store import ModelStore, resolve_device
+from services.inference.app.model_store import ModelStore
 from services.inference.app.routes import meta, predict, samples
 from services.inference.app.samples import SampleStore
 from services.inference.app.services import Services
+from shared.device import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 async def _start(settings: Settings, metrics: Metrics) -> Services:
-    if settings.threads > 0:
-        torch.set_num_threads(settings.threads)
+    torch.set_num_threads(settings.model_threads)
     store = ModelStore(settings.artifacts_dir, settings.default_model_dir, resolve_device(settings.device))
     store.on_loaded.append(metrics.model_loaded)
     store.on_refused.append(metrics.model_refused)
@@ -70,7 +70,7 @@ async def _start(settings: Settings, metrics: Metrics) -> Services:
     sample_store = SampleStore(settings.data_dir, settings.download)
     sample_store.start_loading()
     batcher = MicroBatcher(store, enabled=settings.batching, max_batch_size=settings.max_batch_size,
-                           max_wait_ms=settings.max_batch_wait_ms, threads=settings.threads,
+                           max_wait_ms=settings.max_batch_wait_ms, threads=settings.model_threads,
                            on_batch=metrics.observe_batch)
     return Services(settings=settings, store=store, batcher=batcher, samples=sample_store, metrics=metrics)
 

@@ -52,14 +52,6 @@ class ReloadState:
     rejected: list[dict[str, str]] = field(default_factory=list)
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("DEVICE=cuda but no CUDA device is available")
-    return torch.device(name)
-
-
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
