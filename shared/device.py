@@ -14,3 +14,10 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise DeviceUnavailableError("DEVICE=cuda but no CUDA device is available")
     return torch.device(name)
+
+
+def has_fast_bf16(device: torch.device) -> bool:
+    """Whether bfloat16 math is native here (recent NVIDIA GPUs; CPUs with AVX512-BF16 or AMX), not emulated."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()

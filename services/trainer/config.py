@@ -3,8 +3,11 @@
 from pathlib import Path
 from typing import Literal
 
+import torch
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.device import has_fast_bf16
 
 
 class TrainSettings(BaseSettings):
@@ -18,7 +21,7 @@ class TrainSettings(BaseSettings):
     data_dir: Path = Field(Path("data"), description="torchvision root holding FashionMNIST/raw/")
     artifacts_dir: Path = Field(Path("artifacts"), description="where checkpoints and metrics are written")
     download: bool = Field(True, description="download FashionMNIST with torchvision when files are missing")
-    epochs: int = Field(30, ge=1, description="training epochs")
+    epochs: int = Field(40, ge=1, description="training epochs")
     batch_size: int = Field(128, ge=1)
     lr: float = Field(3e-3, gt=0, description="peak learning rate of the one-cycle schedule")
     weight_decay: float = Field(1e-4, ge=0, description="AdamW decoupled weight decay")
@@ -26,14 +29,20 @@ class TrainSettings(BaseSettings):
     max_shift: int = Field(2, ge=0, le=6, description="random translation in pixels (augmentation)")
     seed: int = Field(42)
     device: Literal["auto", "cpu", "cuda"] = Field("auto")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="bf16 autocast for forward/backward (weights, optimizer and evaluation stay fp32); "
+                            "auto = bf16 where the hardware has native bf16, else fp32")
     val_size: int = Field(5000, ge=1, description="images carved from the 60k training set for validation")
     train_limit: int = Field(0, ge=0, description="use only this many training images (0 = all); for smoke runs")
     num_threads: int = Field(0, ge=0, description="CPU threads for torch (0 = torch's default)")
     retrain: bool = Field(False, description="start over even if these settings already finished or can resume")
 
+    def uses_bf16(self, device: torch.device) -> bool:
+        return self.precision == "bf16" or (self.precision == "auto" and has_fast_bf16(device))
+
     def recipe(self) -> dict:
         """The settings that define a run; resuming requires them to match."""
         return self.model_dump(
             mode="json", include={"epochs", "batch_size", "lr", "weight_decay", "label_smoothing", "max_shift",
-                                  "seed", "val_size", "train_limit"},
+                                  "seed", "val_size", "train_limit", "precision"},
         )

@@ -17,6 +17,7 @@ def build_metrics(model, settings: TrainSettings, device: torch.device, sizes: d
         "parameters": count_parameters(model),
         "weights_size_bytes": weights_size_bytes(model),
         "device": str(device),
+        "precision": "bf16 autocast, fp32 weights" if settings.uses_bf16(device) else "fp32",
         "optimizer": f"AdamW (weight_decay={settings.weight_decay})",
         "loss_function": f"CrossEntropyLoss (label_smoothing={settings.label_smoothing})",
         "learning_rate": settings.lr,

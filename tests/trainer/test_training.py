@@ -166,3 +166,10 @@ def test_one_epoch_on_real_data_learns(real_data_dir, tmp_path):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["val_accuracy"] > 0.70
     assert metrics["dataset_sizes"] == {"train": 8000, "val": 2000, "test": 10000}
+
+
+def test_precision_setting_is_applied_and_recorded(tiny_data_dir, tmp_path):
+    assert run(tiny_settings(tiny_data_dir, tmp_path, epochs=1, precision="fp32"), StopFlag()) == 0
+    assert json.loads((tmp_path / "metrics.json").read_text())["precision"] == "fp32"
+    assert run(tiny_settings(tiny_data_dir, tmp_path, epochs=1, precision="bf16"), StopFlag()) == 0
+    assert json.loads((tmp_path / "metrics.json").read_text())["precision"] == "bf16 autocast, fp32 weights"
