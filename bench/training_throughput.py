@@ -21,6 +21,7 @@ from torchvision import datasets, transforms
 from bench.common import REPO_ROOT, save_result
 from services.trainer.config import TrainSettings
 from services.trainer.train import StopFlag, load_data, make_optimizer, train_one_epoch
+from shared.data import Split
 from shared.model import FashionMNISTModelV2
 from shared.preprocess import pixels_to_batch
 
@@ -48,22 +49,18 @@ def step(model, optimizer, images: torch.Tensor, labels: torch.Tensor, channels_
     optimizer.step()
 
 
-def trainer_epoch(settings: TrainSettings) -> float:
-    train, _, _ = load_data(settings)
+def trainer_epoch(settings: TrainSettings, train: Split) -> float:
     steps = -(-len(train) // settings.batch_size)
     model, optimizer, scheduler = fresh_model_and_optimizer(settings, steps)
-    bf16 = settings.uses_bf16(torch.device("cpu"))
-    stats = train_one_epoch(model, optimizer, scheduler, train, settings, epoch=1, stop=StopFlag(), bf16=bf16)
+    stats = train_one_epoch(model, optimizer, scheduler, train, settings, epoch=1, stop=StopFlag())
     return stats["images"] / stats["seconds"]
 
 
-def bare_steps(settings: TrainSettings) -> float:
-    train, _, _ = load_data(settings)
+def bare_steps(settings: TrainSettings, train: Split, bf16: bool) -> float:
     images, labels = pixels_to_batch(train.images), train.labels
     model, optimizer, _ = fresh_model_and_optimizer(settings, 1000)
     model.train()
     batches = [(images[i:i + 128], labels[i:i + 128]) for i in range(0, 128 * (BATCHES + 10), 128)]
-    bf16 = settings.uses_bf16(torch.device("cpu"))
     for x, y in batches[:10]:
         step(model, optimizer, x, y, bf16=bf16)
     started = time.perf_counter()
@@ -72,7 +69,7 @@ def bare_steps(settings: TrainSettings) -> float:
     return BATCHES * 128 / (time.perf_counter() - started)
 
 
-def reference_pipeline(settings: TrainSettings, our_step: bool) -> float:
+def reference_pipeline(settings: TrainSettings, our_step: bool, bf16: bool) -> float:
     transform = transforms.Compose([
         transforms.RandomHorizontalFlip(),
         transforms.RandomAffine(degrees=0, translate=(0.1, 0.1)),
@@ -82,7 +79,7 @@ def reference_pipeline(settings: TrainSettings, our_step: bool) -> float:
     loader = DataLoader(dataset, batch_size=128, shuffle=True, num_workers=2, persistent_workers=True)
     model, optimizer, _ = fresh_model_and_optimizer(settings, 1000, channels_last=our_step)
     model.train()
-    options = {"channels_last": our_step, "bf16": our_step and settings.uses_bf16(torch.device("cpu"))}
+    options = {"channels_last": our_step, "bf16": our_step and bf16}
     iterator = iter(loader)
     for _ in range(10):
         step(model, optimizer, *next(iterator), **options)
@@ -94,10 +91,12 @@ def reference_pipeline(settings: TrainSettings, our_step: bool) -> float:
 
 def main() -> None:
     settings = TrainSettings(data_dir=DATA_DIR, download=False, _cli_parse_args=False)
-    trainer = trainer_epoch(settings)
-    bare = bare_steps(settings)
-    reference = reference_pipeline(settings, our_step=False)
-    reference_our_step = reference_pipeline(settings, our_step=True)
+    train, _, _ = load_data(settings)
+    bf16 = settings.uses_bf16(torch.device("cpu"))  # what the trainer's step uses here
+    trainer = trainer_epoch(settings, train)
+    bare = bare_steps(settings, train, bf16)
+    reference = reference_pipeline(settings, our_step=False, bf16=bf16)
+    reference_our_step = reference_pipeline(settings, our_step=True, bf16=bf16)
     rows = [
         {"pipeline": "(a) trainer epoch (tensor augmentation)", "images_per_s": trainer},
         {"pipeline": "(b) bare forward/backward, preloaded", "images_per_s": bare},
