@@ -64,6 +64,8 @@ CASES = {
     "body_over_limit_while_streaming": (lambda: {"data": _chunks(6 * 1024 * 1024), "headers": JSON}, 413,
                                         "body_too_large"),
     "decompression_bomb": (lambda: {"files": {"file": ("bomb.png", _bomb())}}, 413, "image_too_large"),
+    "plain_background_photo": (lambda: {"files": {"file": ("wall.jpg", encode(np.full((300, 400), 235, np.uint8),
+                                                                          "JPEG"))}}, 422, "no_object_found"),
 }
 
 

@@ -9,10 +9,10 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from services.inference.app.config import Settings
-from services.inference.app.errors import ApiError
-from services.inference.app.images import decode_image, to_fashion_mnist
+from services.inference.app.images import PictureTooLarge, decode_picture
 from services.inference.app.main import create_app
 from services.inference.app.predict import results, top_k_result
+from shared.picture import WORKING_SIDE
 
 
 def test_top_k_result_orders_classes_and_names_them():
@@ -24,38 +24,35 @@ def test_top_k_result_orders_classes_and_names_them():
     assert len(results(np.stack([probabilities] * 4), 1, "v1")) == 4
 
 
-def test_light_background_is_inverted_and_dark_is_kept():
-    dark = np.zeros((28, 28), dtype=np.uint8)
-    dark[8:20, 8:20] = 200
-    assert (to_fashion_mnist(Image.fromarray(dark)) == dark).all()
-    light = 255 - dark
-    assert (to_fashion_mnist(Image.fromarray(light)) == dark).all()
-
-
-def test_aspect_ratio_is_kept_by_padding_with_the_background():
-    wide = np.zeros((50, 200), dtype=np.uint8)
-    wide[:, :] = 255  # a white bar filling a 4:1 picture
-    pixels = to_fashion_mnist(Image.fromarray(np.pad(wide, 2)))  # black border: not inverted
-    rows_with_object = np.flatnonzero(pixels.max(1) > 100)
-    assert 5 <= len(rows_with_object) <= 9  # about a quarter of the height, not stretched to 28 rows
-    assert pixels[:, 0].max() > 100 or pixels[:, 1].max() > 100  # still spans the width
-
-
 def test_transparent_png_is_flattened_onto_white_then_inverted():
     rgba = np.zeros((40, 40, 4), dtype=np.uint8)  # fully transparent ...
-    rgba[10:30, 10:30] = (0, 0, 0, 255)  # ... with an opaque black square
+    rgba[15:25, 10:30] = (0, 0, 0, 255)  # ... with an opaque black 20x10 bar
     buffer = io.BytesIO()
     Image.fromarray(rgba, "RGBA").save(buffer, format="PNG")
-    pixels = decode_image(buffer.getvalue(), 10_000)
-    assert pixels[14, 14] > 200 and pixels[0, 0] < 30
+    picture = decode_picture(buffer.getvalue(), 10_000)
+    assert picture.background == "light"
+    assert picture.pixels[14, 1] > 200 and picture.pixels[14, 26] > 200  # the bar, light, spans the width ...
+    assert picture.pixels[2, 14] == 0 and picture.pixels[25, 14] == 0  # ... on black above and below
 
 
 def test_decode_refuses_pictures_over_the_pixel_limit():
     buffer = io.BytesIO()
     Image.new("L", (101, 100)).save(buffer, format="PNG")
-    with pytest.raises(ApiError) as error:
-        decode_image(buffer.getvalue(), 10_000)
-    assert error.value.status_code == 413 and error.value.error == "image_too_large"
+    with pytest.raises(PictureTooLarge, match="MAX_IMAGE_PIXELS"):
+        decode_picture(buffer.getvalue(), 10_000)
+
+
+def test_a_big_jpeg_is_decoded_at_reduced_size_but_not_below_the_working_size():
+    big = np.full((3000, 4000), 250, dtype=np.uint8)
+    big[1000:2000, 1500:2500] = 20  # a dark square in the middle of a 12-megapixel photo
+    buffer = io.BytesIO()
+    Image.fromarray(big).save(buffer, format="JPEG", quality=90)
+    image = Image.open(io.BytesIO(buffer.getvalue()))
+    image.draft("L", (WORKING_SIDE, WORKING_SIDE))
+    assert WORKING_SIDE <= min(image.size) < 1000  # what decode_picture does first: a 1/4 or 1/8 DCT scale
+    picture = decode_picture(buffer.getvalue(), 16_000_000)
+    assert picture.pixels[2:26, 2:26].min() > 200  # the square fills the 28x28
+    assert picture.box == pytest.approx((1500, 1000, 2500, 2000), abs=20)  # in the upload's own pixels
 
 
 def test_samples_answer_503_with_the_reason_when_the_data_set_is_missing(tmp_path):
@@ -92,5 +89,6 @@ def test_exif_orientation_of_photos_is_applied():
     exif[0x0112] = 6  # ... in a photo whose camera says "rotate 90 degrees to display"
     buffer = io.BytesIO()
     Image.fromarray(bar).save(buffer, format="JPEG", exif=exif.tobytes(), quality=95)
-    pixels = decode_image(buffer.getvalue(), 10_000).astype(float)
-    assert pixels[14, :].mean() > 150 and pixels[:, 2].mean() < 60  # displayed: a horizontal bar
+    picture = decode_picture(buffer.getvalue(), 10_000)
+    rows, cols = np.nonzero(picture.pixels > 100)
+    assert np.ptp(cols) >= 26 and np.ptp(rows) <= 8  # displayed: a horizontal bar

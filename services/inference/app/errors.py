@@ -1,7 +1,8 @@
 """One error shape for every failure: ``{"error": "<snake_case_code>", "detail": "<what is wrong>"}``.
 
-Routes raise ``ApiError``; the handlers below also translate FastAPI's own validation errors and Starlette's
-HTTP errors (404, 405, ...), so a client never sees another format and bad input never becomes a 500.
+Routes raise ``ApiError``; the handlers below also translate the domain's errors about pictures (``PictureError``,
+``NoObjectError``), FastAPI's own validation errors and Starlette's HTTP errors (404, 405, ...), so a client never
+sees another format and bad input never becomes a 500.
 """
 
 import logging
@@ -11,10 +12,23 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from services.inference.app.images import (
+    EmptyPicture,
+    PictureError,
+    PictureTooLarge,
+    UndecodablePicture,
+    UnsupportedPicture,
+)
+from shared.picture import NoObjectError
+
 log = logging.getLogger(__name__)
 
 HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large",
               415: "unsupported_media_type", 422: "invalid_request", 503: "unavailable"}
+
+
+# The HTTP status of each domain error about a picture (the error code comes from the exception).
+PICTURE_STATUS = {EmptyPicture: 422, PictureTooLarge: 413, UnsupportedPicture: 415, UndecodablePicture: 422}
 
 
 class ApiError(Exception):
@@ -50,6 +64,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError) -> JSONResponse:
         return _counted(request, error.status_code, error.error, error.detail)
+
+    @app.exception_handler(PictureError)
+    async def picture_error(request: Request, error: PictureError) -> JSONResponse:
+        return _counted(request, PICTURE_STATUS.get(type(error), 422), error.code, str(error))
+
+    @app.exception_handler(NoObjectError)
+    async def no_object(request: Request, error: NoObjectError) -> JSONResponse:
+        return _counted(request, 422, "no_object_found", str(error))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:

@@ -19,14 +19,17 @@ def predict_probabilities(model: nn.Module, pixels: torch.Tensor, device: torch.
         return torch.softmax(logits.float(), dim=1).cpu().numpy()
 
 
-def top_k_result(probabilities: np.ndarray, k: int, model_version: str) -> dict:
+def top_k_result(probabilities: np.ndarray, k: int, model_version: str,
+                 warnings: list[dict[str, str]] | None = None) -> dict:
     """One image's probabilities (10,) -> the API's result object, classes ordered by probability."""
     order = np.argsort(-probabilities, kind="stable")[:k]
     top = [{"class_id": int(i), "label": CLASS_NAMES[i], "probability": float(probabilities[i])} for i in order]
     best = top[0]
     return {"class_id": best["class_id"], "label": best["label"], "confidence": best["probability"],
-            "top_k": top, "model_version": model_version}
+            "top_k": top, "model_version": model_version, "warnings": warnings or []}
 
 
-def results(probabilities: np.ndarray, k: int, model_version: str) -> list[dict]:
-    return [top_k_result(row, k, model_version) for row in probabilities]
+def results(probabilities: np.ndarray, k: int, model_version: str,
+            warnings: list[list[dict[str, str]]] | None = None) -> list[dict]:
+    per_image = warnings or [[] for _ in range(len(probabilities))]
+    return [top_k_result(row, k, model_version, notes) for row, notes in zip(probabilities, per_image, strict=True)]

@@ -14,12 +14,20 @@ class ClassProbability(BaseModel):
     probability: float
 
 
+class PictureWarning(BaseModel):
+    """Something about an uploaded picture that makes the answer less reliable (e.g. ``several_objects``)."""
+
+    code: str
+    detail: str
+
+
 class PredictionResult(BaseModel):
     class_id: int
     label: str
     confidence: float
     top_k: list[ClassProbability]
     model_version: str
+    warnings: list[PictureWarning]
 
 
 class BatchPrediction(BaseModel):

@@ -21,7 +21,9 @@ OPENAPI = {
             "multipart/form-data": {"schema": {
                 "type": "object", "required": ["file"],
                 "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"},
-                                        "description": "one or more pictures (PNG, JPEG, GIF, BMP, WebP)"}},
+                                        "description": "one or more pictures (PNG, JPEG, GIF, BMP, WebP): a "
+                                                       "photo of one garment on a plain background, any size, "
+                                                       "or a 28x28 image in the data set's style"}},
             }},
             "application/json": {"schema": PredictJson.model_json_schema(ref_template="#/components/schemas/{model}")},
         },
@@ -43,10 +45,10 @@ async def predict_route(request: Request) -> JSONResponse:
     if services.store.current is None:
         raise ApiError(503, "not_ready", "no model is loaded yet; publish one to ARTIFACTS_DIR")
     with services.batcher.arriving():
-        pixels, single = await read_pixels(request, services.settings)
-    probabilities, loaded = await services.batcher.predict(pixels)
-    results = predict.results(probabilities, top_k, loaded.version)
-    body = results[0] if single else {"predictions": results, "model_version": loaded.version}
+        images = await read_pixels(request, services.settings)
+    probabilities, loaded = await services.batcher.predict(images.pixels)
+    results = predict.results(probabilities, top_k, loaded.version, images.warnings)
+    body = results[0] if images.single else {"predictions": results, "model_version": loaded.version}
     return JSONResponse(body)
 
 
