@@ -9,7 +9,7 @@ ARTIFACTS_DIR ?= artifacts
 DEFAULT_MODEL_DIR ?= models/default
 export DATA_DIR ARTIFACTS_DIR
 
-.PHONY: help install test lint bench train default-model inference frontend up down status compose-smoke
+.PHONY: help install test lint bench train default-model calibrate inference frontend up down status compose-smoke
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ train: install  ## train the model (settings: EPOCHS, DEVICE, DATA_DIR, ... or f
 
 default-model: install  ## copy the model published in ARTIFACTS_DIR to models/default (the shipped model)
 	$(PY) -m services.trainer.export --source $(ARTIFACTS_DIR) --target $(DEFAULT_MODEL_DIR)
+
+calibrate: install  ## fit the temperature of the model in DEFAULT_MODEL_DIR on its validation split (DATA_DIR); republish it
+	$(PY) -m services.trainer.calibrate --model-dir $(DEFAULT_MODEL_DIR) --data-dir $(DATA_DIR)
 
 inference: install  ## run the inference API on http://127.0.0.1:8000
 	$(PY) -m services.inference

@@ -1,6 +1,7 @@
-"""What every benchmark shares: where results go, and how a table of rows is printed."""
+"""What every benchmark shares: where results go, which model and data it uses, and how a table is printed."""
 
 import json
+import os
 import platform
 from datetime import UTC, datetime
 from pathlib import Path
@@ -9,6 +10,17 @@ import torch
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def model_dir() -> Path:
+    """BENCH_MODEL_DIR, by default the shipped model (models/default)."""
+    return Path(os.environ.get("BENCH_MODEL_DIR", REPO_ROOT / "models" / "default"))
+
+
+def data_dir() -> Path:
+    """BENCH_DATA_DIR, by default the team's shared copy beside the checkout (../shared/data), else data/."""
+    shared = REPO_ROOT.parent / "shared" / "data"
+    return Path(os.environ.get("BENCH_DATA_DIR", shared if shared.is_dir() else REPO_ROOT / "data"))
 
 
 def machine() -> dict:

@@ -2,13 +2,16 @@
 
 A checkpoint holds everything needed to rebuild, serve or resume a model: the state_dict, the architecture
 and its config, the class names, the hyperparameters, the epoch, optimizer and scheduler state, a metrics
-summary, a model version id and the creation time. Only plain types and tensors are stored, so loading never
-unpickles arbitrary objects. ``load_checkpoint`` is the one loader every service uses; it rejects corrupt,
-truncated and foreign files with a ``CheckpointError`` that says what is wrong.
+summary, a model version id, the creation time and, once published, the ``temperature`` that calibrates its
+probabilities (shared/calibration.py; checkpoints from before calibration have none and serve with T = 1).
+Only plain types and tensors are stored, so loading never unpickles arbitrary objects. ``load_checkpoint`` is
+the one loader every service uses; it rejects corrupt, truncated and foreign files with a ``CheckpointError``
+that says what is wrong.
 """
 
 import hashlib
 import io
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +48,15 @@ class Checkpoint:
     def class_names(self) -> list[str]:
         return list(self.data["class_names"])
 
+    @property
+    def calibrated(self) -> bool:
+        return self.data.get("temperature") is not None
+
+    @property
+    def temperature(self) -> float:
+        """Divide the logits by this before the softmax; 1.0 (the raw softmax) for an uncalibrated checkpoint."""
+        return float(self.data["temperature"]) if self.calibrated else 1.0
+
     def build_model(self, device: str | torch.device = "cpu") -> FashionMNISTModelV2:
         """The model with these weights, in eval mode, on ``device``."""
         model = FashionMNISTModelV2(ModelConfig(**self.data["model_config"]))
@@ -55,12 +67,16 @@ class Checkpoint:
         return model.to(device).eval()
 
 
-def make_model_version(state_dict: dict[str, torch.Tensor], created_at: datetime) -> str:
-    """A readable, unique id: creation time plus a short hash of the weights."""
+def make_model_version(state_dict: dict[str, torch.Tensor], created_at: datetime,
+                       temperature: float | None = None) -> str:
+    """A readable, unique id: creation time plus a short hash of the weights and the temperature (so the same
+    weights recalibrated are a new version: every cache keyed by version then drops the old probabilities)."""
     digest = hashlib.sha256()
     for name, tensor in state_dict.items():
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    if temperature is not None:
+        digest.update(f"temperature={float(temperature)!r}".encode())
     return f"{created_at:%Y%m%d-%H%M%S}-{digest.hexdigest()[:8]}"
 
 
@@ -72,6 +88,7 @@ def build_checkpoint(
     metrics: dict[str, Any],
     optimizer_state: dict[str, Any] | None = None,
     scheduler_state: dict[str, Any] | None = None,
+    temperature: float | None = None,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     created_at = datetime.now(UTC)
@@ -88,8 +105,9 @@ def build_checkpoint(
         "optimizer_state": optimizer_state,
         "scheduler_state": scheduler_state,
         "metrics": dict(metrics),
-        "model_version": make_model_version(state_dict, created_at),
+        "model_version": make_model_version(state_dict, created_at, temperature),
         "created_at": created_at.isoformat(timespec="seconds"),
+        **({} if temperature is None else {"temperature": float(temperature)}),
         **(extra or {}),
     }
 
@@ -129,3 +147,7 @@ def _validate(path: Path, data: Any) -> None:
         ModelConfig(**data["model_config"])
     except TypeError as error:
         raise CheckpointError(f"{path}: bad model_config: {error}") from error
+    temperature = data.get("temperature")
+    if temperature is not None and not (isinstance(temperature, float) and math.isfinite(temperature)
+                                        and temperature > 0):
+        raise CheckpointError(f"{path}: temperature must be a positive finite float, got {temperature!r}")

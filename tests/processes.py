@@ -1,4 +1,4 @@
-"""Start real server processes for tests, wait until they answer, and always stop them."""
+"""Start real server processes for tests and benchmarks, wait until they answer, and always stop them."""
 
 import os
 import signal
@@ -6,6 +6,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
@@ -99,3 +101,16 @@ class RedisServer:
 
 def python_command(*args: str) -> list[str]:
     return [sys.executable, *args]
+
+
+@contextmanager
+def inference_server(log_dir: Path, **env: str | Path) -> Iterator[str]:
+    """A real ``python -m services.inference`` on a free port with these settings (environment variables, e.g.
+    ``DEFAULT_MODEL_DIR=...``); yields its base URL once /health answers, stops it afterwards."""
+    port = free_port()
+    values = {"HOST": "127.0.0.1", "PORT": str(port), "DOWNLOAD": "false", "LOG_LEVEL": "info", "DEVICE": "cpu",
+              **{key: str(value) for key, value in env.items()}}
+    log_path = log_dir / f"inference-{port}.log"
+    with ServerProcess(python_command("-m", "services.inference"), f"http://127.0.0.1:{port}/health",
+                       env=values, log_path=log_path):
+        yield f"http://127.0.0.1:{port}"

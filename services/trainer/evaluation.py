@@ -18,6 +18,7 @@ class EvalResult:
     accuracy: float
     predictions: np.ndarray
     labels: np.ndarray
+    logits: np.ndarray  # float32 (N, 10): what the calibration is fitted and measured on
 
 
 @torch.inference_mode()
@@ -25,20 +26,22 @@ def evaluate(model: torch.nn.Module, split: Split, device: torch.device, batch_s
     """Mean cross-entropy (no label smoothing) and accuracy of ``model`` on ``split``."""
     model.eval()
     total_loss = 0.0
-    predictions = []
+    all_logits = []
     for start in range(0, len(split), batch_size):
         images = split.images[start:start + batch_size].to(device)
         labels = split.labels[start:start + batch_size].to(device)
         logits = model(pixels_to_batch(images).contiguous(memory_format=torch.channels_last))
         total_loss += F.cross_entropy(logits, labels, reduction="sum").item()
-        predictions.append(logits.argmax(dim=1).cpu())
-    predicted = torch.cat(predictions).numpy()
+        all_logits.append(logits.float().cpu())
+    logits = torch.cat(all_logits).numpy()
+    predicted = logits.argmax(axis=1)
     labels = split.labels.numpy()
     return EvalResult(
         loss=total_loss / len(split),
         accuracy=float((predicted == labels).mean()),
         predictions=predicted,
         labels=labels,
+        logits=logits,
     )
 
 

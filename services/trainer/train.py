@@ -3,7 +3,8 @@
 Every epoch ends with two atomic writes to ``<artifacts>/run/``: ``best.pt`` when validation accuracy
 improved, then ``last.pt`` (model, optimizer, scheduler, history) for resuming. A run that is killed, or
 stopped with SIGTERM, continues from its last completed epoch when started again with the same settings.
-After the last epoch the best checkpoint is evaluated on the test set and published with its metrics.
+After the last epoch the best checkpoint gets its temperature (fitted on the validation split, see
+``calibration``), is evaluated on the test set and published with its metrics.
 """
 
 import logging
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from services.trainer.augment import augment_batch
+from services.trainer.calibration import calibration_report
 from services.trainer.config import TrainSettings
 from services.trainer.evaluation import classification_report, evaluate
 from services.trainer.report import build_metrics
@@ -169,24 +171,29 @@ def run(settings: TrainSettings, stop: StopFlag) -> int:
 
 
 def finish(settings, device, train, val, test, history, best) -> int:
-    """Test the best epoch's model once, publish it with its metrics, and mark the run completed."""
+    """Calibrate the best epoch's model on the validation split, test it once, publish it with its metrics, and
+    mark the run completed."""
     run_folder = run_dir(settings.artifacts_dir)
     best_checkpoint = load_checkpoint(run_folder / "best.pt")
     model = best_checkpoint.build_model(device).to(memory_format=torch.channels_last)
-    report = classification_report(evaluate(model, test, device))
+    tested = evaluate(model, test, device)
+    temperature, calibration = calibration_report(evaluate(model, val, device), tested)
     sizes = {"train": len(train), "val": len(val), "test": len(test)}
-    metrics = build_metrics(model, settings, device, sizes, history, best, report)
+    metrics = build_metrics(model, settings, device, sizes, history, best, classification_report(tested))
+    metrics["calibration"] = calibration
     checkpoint = build_checkpoint(model, hyperparameters=settings.recipe(), epoch=best["epoch"], metrics={
-        key: metrics[key] for key in ("test_accuracy", "test_loss", "macro_f1", "val_accuracy", "best_epoch")})
+        key: metrics[key] for key in ("test_accuracy", "test_loss", "macro_f1", "val_accuracy", "best_epoch")},
+        temperature=temperature)
     metrics["model_version"] = checkpoint["model_version"]
     metrics["created_at"] = checkpoint["created_at"]
     published = publish_model(settings.artifacts_dir, checkpoint, metrics)
     last = load_checkpoint(run_folder / "last.pt").data
     last.update(completed=True, published_version=published.model_version)
     save_checkpoint(run_folder / "last.pt", last)
-    log.info("published %s: test accuracy %.4f, macro F1 %.4f (best epoch %d, val accuracy %.4f)",
-             published.model_version, metrics["test_accuracy"], metrics["macro_f1"], best["epoch"],
-             best["val_accuracy"])
+    log.info("published %s: test accuracy %.4f, macro F1 %.4f (best epoch %d, val accuracy %.4f); temperature %.3f, "
+             "test ECE %.4f -> %.4f", published.model_version, metrics["test_accuracy"], metrics["macro_f1"],
+             best["epoch"], best["val_accuracy"], temperature, calibration["test"]["before"]["ece"],
+             calibration["test"]["after"]["ece"])
     return 0
 
 

@@ -1,7 +1,8 @@
 """The page in headless Chromium (Playwright): random samples update in place, uploads and drawings classify.
 
 Screenshots land in tests/artifacts/. ``SAVE_SCREENSHOT=docs/screenshot.png pytest tests/frontend/test_browser.py``
-also writes the documentation screenshot (a correct random sample plus an uploaded picture, full page).
+also writes the documentation screenshot (a correct random sample plus an uploaded picture, full page) and, beside
+it, calibration.png (the calibration card with its reliability diagram).
 """
 
 import base64
@@ -69,6 +70,11 @@ def test_random_sample_upload_and_drawing(browser, frontend_server):
     page.wait_for_function("() => { const img = document.querySelector('#sample-result img.pixelated');"
                            " return img && img.complete && img.naturalWidth > 0; }")
     assert image.evaluate("img => img.naturalWidth") == 256
+    overlay = page.locator("#sample-result").get_by_test_id("overlay")  # why: the heat map beside the picture
+    expect(overlay).to_be_visible()
+    page.wait_for_function("() => { const img = document.querySelector('#sample-result [data-testid=overlay]');"
+                           " return img && img.complete && img.naturalWidth === 280; }")
+    assert _beside(image, overlay)
     assert page.locator("#sample-result").get_by_test_id("prediction-label").inner_text() in CLASS_NAMES
     assert page.locator("#sample-result").get_by_test_id("true-label").inner_text() in CLASS_NAMES
     expect(page.locator("#sample-result .topk-row")).to_have_count(3)
@@ -90,6 +96,8 @@ def test_random_sample_upload_and_drawing(browser, frontend_server):
     expect(result).to_contain_text("pullover.png")
     assert result.get_by_test_id("prediction-label").inner_text() in CLASS_NAMES
     expect(result.locator(".topk-row")).to_have_count(3)
+    expect(result.get_by_test_id("overlay")).to_be_visible()
+    assert _beside(result.locator("img.upload-preview"), result.get_by_test_id("overlay"))
 
     box = page.locator("#draw-canvas").bounding_box()
     page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.2)
@@ -100,6 +108,7 @@ def test_random_sample_upload_and_drawing(browser, frontend_server):
     page.get_by_role("button", name="Classify drawing").click()
     expect(result).to_contain_text("drawing.png")
     assert result.get_by_test_id("prediction-label").inner_text() in CLASS_NAMES
+    expect(result.get_by_test_id("overlay")).to_be_visible()
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=ARTIFACTS / "frontend-desktop.png", full_page=True)
@@ -107,10 +116,22 @@ def test_random_sample_upload_and_drawing(browser, frontend_server):
     page.close()
 
 
+def _beside(first, second) -> bool:
+    """The two pictures sit side by side: same top, the second to the right, no overlap."""
+    a, b = first.bounding_box(), second.bounding_box()
+    return abs(a["y"] - b["y"]) < 2 and a["x"] + a["width"] <= b["x"]
+
+
 def test_narrow_screen_has_no_horizontal_scroll(browser, frontend_server):
     page, problems = open_page(browser, frontend_server.url + "/", 375)
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     expect(page.get_by_role("button", name="Random sample")).to_be_visible()
+    image, overlay = page.locator("#sample-result img.pixelated"), page.locator("#sample-result").get_by_test_id(
+        "overlay")
+    expect(overlay).to_be_visible()
+    assert _beside(image, overlay) and overlay.bounding_box()["width"] >= 120  # both still large enough to read
+    expect(page.get_by_test_id("reliability-diagram")).to_be_visible()
+    assert page.get_by_test_id("reliability-diagram").bounding_box()["width"] <= 375
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=ARTIFACTS / "frontend-mobile.png", full_page=True)
     assert problems == []
@@ -138,6 +159,9 @@ def test_documentation_screenshot(browser, frontend_server):
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=path, full_page=True)
     assert Path(path).stat().st_size > 20_000
+    calibration = Path(path).with_name("calibration.png")  # the reliability diagram on its own, for the README
+    page.locator("section[aria-labelledby=calibration-title]").screenshot(path=calibration)
+    assert calibration.stat().st_size > 10_000
     assert problems == []
     page.close()
 

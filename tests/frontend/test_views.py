@@ -57,6 +57,20 @@ def test_page_shows_the_model_a_sample_and_the_charts(make_app, inference_api):
     assert "https://" not in page and "http://" not in page.replace(inference_api, "")  # nothing from a CDN
 
 
+def test_page_reports_calibration_and_explains_the_sample(make_app, inference_api):
+    """The tiny model was published by the trainer, so it has a temperature and a calibration report."""
+    training = requests.get(f"{inference_api}/metrics", timeout=5).json()["training"]
+    calibration = training["calibration"]["test"]
+    page = make_app().test_client().get("/").get_data(as_text=True)
+    ece = f"{calibration['before']['ece'] * 100:.2f}% → {calibration['after']['ece'] * 100:.2f}%"
+    nll = f"{calibration['before']['nll']:,.4f} → {calibration['after']['nll']:,.4f}"
+    assert f'data-testid="ece">{ece}<' in page and f'data-testid="nll">{nll}<' in page
+    assert "calibrated, temperature" in page
+    assert 'data-testid="reliability-diagram"' in page and 'class="diagonal"' in page
+    assert page.count('<circle class="dot series-') >= 2 and "Perfect calibration" in page
+    assert 'data-testid="overlay"' in page and 'src="data:image/png;base64,' in page
+
+
 def test_sample_miss_then_hit_is_counted_and_cached_with_a_ttl_under_the_model_version(make_app, inference_api,
                                                                                          redis_server):
     app = make_app(sample_ttl_s=600)
@@ -85,6 +99,10 @@ def test_sample_miss_then_hit_is_counted_and_cached_with_a_ttl_under_the_model_v
     assert image.size == (256, 256)
     assert f"#{7}" in body["html"] and body["prediction"]["label"] in body["html"]
     assert second.json["prediction"] == body["prediction"]
+    assert set(body["prediction"]) == {"class_id", "label", "confidence", "top_k", "model_version"}
+    overlay = Image.open(io.BytesIO(base64.b64decode(body["explanation"]["overlay"].split(",", 1)[1])))
+    assert overlay.size == (280, 280) and "occlusion" in body["explanation"]["method"]
+    assert body["explanation"]["overlay"] in body["html"] and second.json["explanation"] == body["explanation"]
 
 
 def available_samples(inference_url: str) -> int:
@@ -225,11 +243,12 @@ def test_uploaded_png_gets_a_prediction_as_json_and_as_a_page(make_app, inferenc
     assert prediction["label"] in CLASS_NAMES and len(prediction["top_k"]) == 3
     assert prediction["model_version"] == served_version(inference_api)
     assert prediction["label"] in response.json["html"] and "data:image/png;base64," in response.json["html"]
+    assert 'data-testid="overlay"' in response.json["html"]
 
     page = client.post("/predict", data={"file": (io.BytesIO(png), "shirt.png")})
     text = page.get_data(as_text=True)
     assert page.status_code == 200 and "Your picture" in text and "shirt.png" in text
-    assert prediction["label"] in text
+    assert prediction["label"] in text and 'data-testid="overlay"' in text
 
 
 def test_jpeg_on_a_light_background_is_accepted(make_app):

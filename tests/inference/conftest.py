@@ -1,26 +1,12 @@
 """Fixtures for the inference tests: real servers (``python -m services.inference``) and real test images."""
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from shared.data import Split, load_split
-from tests.processes import ServerProcess, free_port, python_command
-
-
-@contextmanager
-def inference_server(log_dir: Path, **env: str | Path) -> Iterator[str]:
-    """A real inference server on a free port with these settings; yields its base URL."""
-    port = free_port()
-    values = {"HOST": "127.0.0.1", "PORT": str(port), "DOWNLOAD": "false", "LOG_LEVEL": "info", "DEVICE": "cpu",
-              **{key: str(value) for key, value in env.items()}}
-    log_path = log_dir / f"inference-{port}.log"
-    with ServerProcess(python_command("-m", "services.inference"), f"http://127.0.0.1:{port}/health",
-                       env=values, log_path=log_path):
-        yield f"http://127.0.0.1:{port}"
+from tests.processes import inference_server
 
 
 @pytest.fixture(scope="session")

@@ -19,13 +19,15 @@ def encode(pixels: np.ndarray, fmt: str = "PNG", mode: str = "L") -> bytes:
 
 
 def offline_probabilities(model_dir: Path, images: np.ndarray) -> tuple[np.ndarray, str]:
-    """The published model run directly (no HTTP, no service code): probabilities and its version."""
+    """The published model run directly (no HTTP, no service code): probabilities with the checkpoint's
+    temperature applied by hand (1.0 when it has none), and its version."""
     published = read_manifest(model_dir)
     checkpoint = load_checkpoint(published.checkpoint_path)
     model = checkpoint.build_model("cpu")
     with torch.inference_mode():
         logits = model(pixels_to_batch(torch.from_numpy(images)))
-    return torch.softmax(logits, dim=1).numpy(), checkpoint.model_version
+    temperature = float(checkpoint.data.get("temperature", 1.0))
+    return torch.softmax(logits / temperature, dim=1).numpy(), checkpoint.model_version
 
 
 def files(images: list[bytes]) -> list[tuple[str, tuple[str, bytes]]]:

@@ -1,10 +1,17 @@
 import json
+from datetime import datetime
 
 import pytest
 import torch
 
 from shared.artifacts import publish_model, read_manifest
-from shared.checkpoint import CheckpointError, build_checkpoint, load_checkpoint, save_checkpoint
+from shared.checkpoint import (
+    CheckpointError,
+    build_checkpoint,
+    load_checkpoint,
+    make_model_version,
+    save_checkpoint,
+)
 from shared.model import FashionMNISTModelV2
 
 
@@ -61,3 +68,33 @@ def test_publish_writes_checkpoint_and_metrics_before_the_manifest(tmp_path):
     assert json.loads(published.metrics_path.read_text()) == {"test_accuracy": 0.9}
     assert load_checkpoint(published.checkpoint_path).model_version == published.model_version
     assert read_manifest(tmp_path / "nowhere") is None
+
+
+def test_the_temperature_is_stored_and_is_part_of_the_version(tmp_path):
+    model = FashionMNISTModelV2()
+    plain = build_checkpoint(model, hyperparameters={}, epoch=1, metrics={})
+    calibrated = build_checkpoint(model, hyperparameters={}, epoch=1, metrics={}, temperature=0.6)
+    assert "temperature" not in plain and calibrated["temperature"] == 0.6
+    same_time = datetime.fromisoformat(calibrated["created_at"])
+    versions = {make_model_version(calibrated["state_dict"], same_time, temperature)
+                for temperature in (None, 0.6, 0.61)}
+    assert len(versions) == 3  # the same weights recalibrated are a new version
+    assert calibrated["model_version"] == make_model_version(calibrated["state_dict"], same_time, 0.6)
+    save_checkpoint(tmp_path / "calibrated.pt", calibrated)
+    loaded = load_checkpoint(tmp_path / "calibrated.pt")
+    assert loaded.calibrated and loaded.temperature == 0.6
+
+
+def test_a_checkpoint_from_before_calibration_loads_with_temperature_one(tmp_path):
+    save_checkpoint(tmp_path / "old.pt", make_checkpoint())
+    loaded = load_checkpoint(tmp_path / "old.pt")
+    assert not loaded.calibrated and loaded.temperature == 1.0
+
+
+@pytest.mark.parametrize("temperature", [0.0, -1.0, float("nan"), float("inf"), "0.5", 1])
+def test_a_bad_temperature_is_refused(tmp_path, temperature):
+    checkpoint = make_checkpoint()
+    checkpoint["temperature"] = temperature
+    save_checkpoint(tmp_path / "bad.pt", checkpoint)
+    with pytest.raises(CheckpointError, match="temperature"):
+        load_checkpoint(tmp_path / "bad.pt")

@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 
+import pytest
 import torch
 
 from services.trainer.config import TrainSettings
@@ -21,7 +22,7 @@ METRICS_KEYS = {
     "architecture", "dataset_sizes", "parameters", "weights_size_bytes", "device", "optimizer", "loss_function",
     "learning_rate", "lr_schedule", "epochs", "batch_size", "best_epoch", "final_train_loss", "final_val_loss",
     "val_accuracy", "test_loss", "test_accuracy", "macro_precision", "macro_recall", "macro_f1", "per_class",
-    "confusion_matrix", "history", "training_seconds", "model_version", "created_at",
+    "confusion_matrix", "history", "training_seconds", "model_version", "created_at", "calibration",
 }
 TIMING_KEYS = {"seconds", "training_seconds", "model_version", "created_at"}
 
@@ -57,9 +58,26 @@ def test_training_writes_checkpoints_manifest_and_every_metric(tiny_artifacts):
     checkpoint = load_checkpoint(published.checkpoint_path)
     assert checkpoint.data["epoch"] == metrics["best_epoch"]
     assert json.loads(published.metrics_path.read_text()) == metrics
+    assert checkpoint.calibrated and checkpoint.temperature == metrics["calibration"]["temperature"]
     last = torch.load(run_dir(tiny_artifacts) / "last.pt", weights_only=True)
     assert last["completed"] and last["optimizer_state"] and last["scheduler_state"] and last["epoch"] == 2
     assert (run_dir(tiny_artifacts) / "best.pt").is_file()
+
+
+def test_publishing_fits_a_temperature_and_reports_calibration(tiny_artifacts):
+    metrics = json.loads((tiny_artifacts / "metrics.json").read_text())
+    calibration = metrics["calibration"]
+    assert calibration["method"] == "temperature scaling" and calibration["bins"] == 15
+    assert calibration["fitted_on"] == "validation split (100 images)" and "L-BFGS" in calibration["fit"]
+    assert 0.05 <= calibration["temperature"] <= 20
+    assert calibration["validation_nll"]["after"] <= calibration["validation_nll"]["before"] + 1e-12  # NLL minimised
+    for when in ("before", "after"):
+        summary = calibration["test"][when]
+        assert summary["accuracy"] == metrics["test_accuracy"] and summary["images"] == 200  # T never changes a class
+        assert 0 <= summary["ece"] <= 1 and 0 < summary["mean_confidence"] <= 1
+        assert sum(row["count"] for row in summary["reliability"]) == 200 and len(summary["reliability"]) == 15
+    assert calibration["test"]["before"]["nll"] == pytest.approx(metrics["test_loss"], rel=1e-4)
+    assert not torch.load(run_dir(tiny_artifacts) / "best.pt", weights_only=True).get("temperature")
 
 
 def test_same_seed_gives_identical_metrics(tiny_data_dir, tiny_artifacts, tmp_path):

@@ -31,6 +31,17 @@ UNAVAILABLE = "The prediction service is not answering right now. Please try aga
 NOT_READY = "The prediction service is starting up (loading the model). Please try again in a few seconds."
 
 
+PREDICTION_FIELDS = ("class_id", "label", "confidence", "top_k", "model_version")
+
+
+def split_explanation(answer: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """/explain's answer -> the prediction (as /predict gives it) and what the page shows of the explanation (the
+    overlay as a data URI and the method's name; the raw saliency is not kept or cached)."""
+    prediction = {key: answer[key] for key in PREDICTION_FIELDS}
+    explanation = {"overlay": f"data:image/png;base64,{answer['overlay_png_base64']}", "method": answer["method"]}
+    return prediction, explanation
+
+
 class InferenceClient:
     """Thin wrapper over the inference API's HTTP contract (see the README / services.inference)."""
 
@@ -49,13 +60,14 @@ class InferenceClient:
     def sample(self, index: int) -> dict[str, Any]:
         return self._call("GET", f"/samples/{index}")
 
-    def predict_pixels(self, pixels: list[list[int]], top_k: int) -> dict[str, Any]:
-        return self._call("POST", "/predict", params={"top_k": top_k}, json={"pixels": pixels})
+    def explain_pixels(self, pixels: list[list[int]], top_k: int) -> dict[str, Any]:
+        """One image's prediction and its explanation: a single call gives what the page shows beside it."""
+        return self._call("POST", "/explain", params={"top_k": top_k}, json={"pixels": pixels})
 
-    def predict_file(self, filename: str, data: bytes, content_type: str, top_k: int) -> dict[str, Any]:
+    def explain_file(self, filename: str, data: bytes, content_type: str, top_k: int) -> dict[str, Any]:
         """Send the uploaded bytes as they came (the API decodes them; we never do)."""
         files = {"file": (filename or "upload", data, content_type)}
-        return self._call("POST", "/predict", params={"top_k": top_k}, files=files)
+        return self._call("POST", "/explain", params={"top_k": top_k}, files=files)
 
     def ready(self) -> dict[str, Any]:
         """For /health: a short timeout, so a hung API never makes this app look unhealthy too."""

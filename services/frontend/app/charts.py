@@ -1,4 +1,5 @@
-"""Turn the training report into what the templates draw: SVG line charts, a confusion heat-map, per-class bars.
+"""Turn the training report into what the templates draw: SVG line charts, a confusion heat-map, per-class bars and
+the reliability diagram (confidence against accuracy, before and after calibration).
 
 Geometry is computed here (plain Python, easy to test) so the Jinja templates only place ready-made numbers, and
 the browser needs no chart library.
@@ -100,6 +101,52 @@ def per_class(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return result
 
 
+RELIABILITY_SIDE = 280  # the square plot area
+RELIABILITY_PAD_LEFT, RELIABILITY_PAD_TOP, RELIABILITY_PAD_BOTTOM, RELIABILITY_PAD_RIGHT = 52, 14, 40, 14
+
+
+def reliability(calibration: dict[str, Any]) -> dict[str, Any] | None:
+    """The test set's reliability diagram: per confidence bin, the mean confidence (x) against the accuracy (y),
+    before and after calibration. A calibrated model's dots lie on the diagonal; a dot's area shows how many
+    images its bin holds. None when the model has no calibration report."""
+    test = calibration.get("test") or {}
+    temperature = calibration.get("temperature")
+    series = [(key, name) for key, name in (("before", "Before (T = 1)"),
+                                            ("after", f"After (T = {temperature:.2f})" if temperature else "After"))
+              if (test.get(key) or {}).get("reliability")]
+    if not series:
+        return None
+    left, top = RELIABILITY_PAD_LEFT, RELIABILITY_PAD_TOP
+    right, bottom = left + RELIABILITY_SIDE, top + RELIABILITY_SIDE
+
+    def x(value: float) -> float:
+        return round(left + RELIABILITY_SIDE * value, 1)
+
+    def y(value: float) -> float:
+        return round(bottom - RELIABILITY_SIDE * value, 1)
+
+    lines = [_reliability_line(key, name, test[key], x, y) for key, name in series]
+    ticks = [{"label": f"{value:.1f}", "x": x(value), "y": y(value)} for value in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)]
+    return {"width": right + RELIABILITY_PAD_RIGHT, "height": bottom + RELIABILITY_PAD_BOTTOM, "left": left,
+            "right": right, "top": top, "bottom": bottom, "ticks": ticks, "lines": lines, "temperature": temperature,
+            "bins": calibration.get("bins"), "fitted_on": calibration.get("fitted_on")}
+
+
+RELIABILITY_CSS = {"before": "series-1", "after": "series-0"}
+
+
+def _reliability_line(key: str, name: str, summary: dict[str, Any], x, y) -> dict[str, Any]:
+    rows = [row for row in summary["reliability"] if row.get("count")]
+    total = sum(row["count"] for row in rows) or 1
+    dots = [{"x": x(row["confidence"]), "y": y(row["accuracy"]),
+             "r": round(2.5 + 9 * (row["count"] / total) ** 0.5, 1),
+             "title": f"{name}: confidence {row['lower']:.0%}-{row['upper']:.0%}, {row['count']} images, "
+                      f"mean confidence {row['confidence']:.1%}, accuracy {row['accuracy']:.1%}"} for row in rows]
+    return {"name": name, "css": RELIABILITY_CSS[key], "ece": summary.get("ece"), "nll": summary.get("nll"),
+            "mean_confidence": summary.get("mean_confidence"), "accuracy": summary.get("accuracy"),
+            "points": " ".join(f"{dot['x']},{dot['y']}" for dot in dots), "dots": dots}
+
+
 def training_view(training: dict[str, Any]) -> dict[str, Any]:
     """Everything the charts section needs from the API's ``training`` report (tolerates missing parts)."""
     history = training.get("history") or []
@@ -111,4 +158,5 @@ def training_view(training: dict[str, Any]) -> dict[str, Any]:
                                "Accuracy per epoch", zero_based=False),
         "confusion": confusion(training.get("confusion_matrix") or [], labels),
         "per_class": per_class(training.get("per_class") or []),
+        "reliability": reliability(training.get("calibration") or {}),
     }

@@ -1,4 +1,5 @@
-"""The "random sample" flow: a test image, its true label and the model's prediction, cached per model version.
+"""The "random sample" flow: a test image, its true label, the model's prediction and its explanation (the heat map
+of the pixels the answer rests on), cached per model version.
 
 A cached entry lives under ``<prefix>sample:<model_version>:<index>``, so a newly loaded model never shows an old
 model's prediction: the version comes from the (briefly cached) /metrics, and if the API answers with a newer
@@ -8,7 +9,7 @@ version than that, the entry is stored under the version that actually made the 
 import random
 from typing import Any
 
-from services.frontend.app.api_client import InferenceClient
+from services.frontend.app.api_client import InferenceClient, split_explanation
 from services.frontend.app.cache import Cache
 from services.frontend.app.images import data_uri, upscaled_png
 from services.frontend.app.metrics import cached_metrics, forget_metrics
@@ -58,13 +59,14 @@ class SampleService:
 
     def _build(self, index: int) -> dict[str, Any]:
         sample = self.api.sample(index)
-        prediction = self.api.predict_pixels(sample["pixels"], top_k=self.top_k)
+        prediction, explanation = split_explanation(self.api.explain_pixels(sample["pixels"], top_k=self.top_k))
         return {
             "index": index,
             "true_class_id": sample["class_id"],
             "true_label": sample["label"],
             "image": data_uri("image/png", upscaled_png(sample["pixels"], self.image_size)),
             "prediction": prediction,
+            "explanation": explanation,
             "correct": prediction["class_id"] == sample["class_id"],
             "model_version": str(prediction["model_version"]),
         }

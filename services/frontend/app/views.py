@@ -11,7 +11,7 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, render_template, request
 from werkzeug.datastructures import FileStorage
 
-from services.frontend.app.api_client import NOT_READY, ApiError, ApiUnavailable, InferenceClient
+from services.frontend.app.api_client import NOT_READY, ApiError, ApiUnavailable, InferenceClient, split_explanation
 from services.frontend.app.cache import Cache
 from services.frontend.app.charts import training_view
 from services.frontend.app.config import Settings
@@ -131,12 +131,13 @@ def sample():
 
 @bp.post("/predict")
 def predict():
-    """An uploaded (or drawn) picture, passed to the API as the bytes that came in."""
+    """An uploaded (or drawn) picture, passed to the API's /explain as the bytes that came in."""
     svc = services()
     try:
         upload = read_upload(request.files.get("file"), svc.settings.max_upload_bytes)
-        upload["prediction"] = svc.api.predict_file(upload.pop("filename"), upload.pop("data"), upload["mime"],
-                                                    top_k=svc.settings.top_k)
+        answer = svc.api.explain_file(upload.pop("filename"), upload.pop("data"), upload["mime"],
+                                      top_k=svc.settings.top_k)
+        upload["prediction"], upload["explanation"] = split_explanation(answer)
     except (Problem, ApiUnavailable, ApiError) as exc:
         problem = as_problem(exc)
         if wants_json():

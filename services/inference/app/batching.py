@@ -126,7 +126,7 @@ class MicroBatcher:
         for start in range(0, len(pixels), self.max_batch_size):  # a big request: several passes
             chunk = torch.from_numpy(pixels[start:start + self.max_batch_size])
             started = time.perf_counter()
-            chunks.append(predict_probabilities(loaded.model, chunk, loaded.device))
+            chunks.append(predict_probabilities(loaded.model, chunk, loaded.device, loaded.temperature))
             if self.on_batch is not None:
                 self.on_batch(len(chunk), time.perf_counter() - started)
         return (chunks[0] if len(chunks) == 1 else np.concatenate(chunks)), loaded

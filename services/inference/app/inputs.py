@@ -1,4 +1,5 @@
-"""The two body forms of POST /predict, turned into uint8 pixels (n, 28, 28), with 4xx errors for bad input.
+"""The two body forms of POST /predict and /explain, turned into uint8 pixels (n, 28, 28), with 4xx errors for bad
+input; and the ``top_k`` query parameter both take.
 
 One route accepts both multipart uploads and JSON, so the body is parsed here by Content-Type instead of by
 FastAPI's parameter binding; the pydantic models below validate the JSON and also describe it in /docs.
@@ -75,6 +76,30 @@ async def read_pixels(request: Request, settings: Settings) -> Images:
         return _from_json(body, settings)
     raise ApiError(415, "unsupported_media_type", f"Content-Type {content_type or '(none)'!r} is not accepted; "
                    "send multipart/form-data with `file` fields, or application/json with `pixels` or `instances`")
+
+
+async def read_one_image(request: Request, settings: Settings) -> Images:
+    """The request's single image (a batch, several files or ``instances``, is refused)."""
+    images = await read_pixels(request, settings)
+    if not images.single:
+        raise ApiError(422, "single_image_only", f"this endpoint explains one image, got a batch of "
+                                                 f"{len(images.pixels)}; send one `file`, or JSON with `pixels` "
+                                                 "(not `instances`)")
+    return images
+
+
+def parse_top_k(raw: str | None) -> int:
+    """By hand rather than ``Query(ge=1, le=10)``: FastAPI's parameter binding costs more than it is worth on
+    the hottest route (documented through ``openapi_extra`` instead)."""
+    if raw is None:
+        return 3
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 10:
+        raise ApiError(422, "invalid_top_k", f"top_k must be an integer from 1 to 10, got {raw!r}")
+    return value
 
 
 def _from_json(body: bytes, settings: Settings) -> Images:

@@ -1,6 +1,6 @@
 """The app factory. The lifespan builds everything stateful ONCE per app: the model (loaded at startup, never
-per request, never at import), the micro-batcher and its worker thread, the samples loader and the reload
-poller; nothing lives in module globals, so several apps (tests) can coexist in one process.
+per request, never at import), the micro-batcher and its worker thread, the explainer and its thread, the samples
+loader and the reload poller; nothing lives in module globals, so several apps (tests) can coexist in one process.
 """
 
 import asyncio
@@ -18,7 +18,8 @@ from services.inference.app.config import Settings
 from services.inference.app.errors import install_error_handlers
 from services.inference.app.metrics_prom import Metrics, PrometheusMiddleware
 from services.inference.app.model_store import ModelStore
-from services.inference.app.routes import meta, predict, samples
+from services.inference.app.routes import explain, meta, predict, samples
+from services.inference.app.saliency import Explainer
 from services.inference.app.samples import SampleStore
 from services.inference.app.services import Services
 from shared.device import resolve_device
@@ -46,12 +47,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
             services.batcher.close()
+            services.explainer.close()
 
     app = FastAPI(title="FashionMNIST inference API", version="1.0.0", lifespan=lifespan,
                   description="Classifies clothing pictures into the 10 FashionMNIST classes.")
     app.state.metrics = metrics
     install_error_handlers(app)
-    for module in (predict, samples, meta):
+    for module in (predict, explain, samples, meta):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(PrometheusMiddleware, metrics=metrics)  # added last = outermost: sees every response
@@ -72,7 +74,8 @@ async def _start(settings: Settings, metrics: Metrics) -> Services:
     batcher = MicroBatcher(store, enabled=settings.batching, max_batch_size=settings.max_batch_size,
                            max_wait_ms=settings.max_batch_wait_ms, threads=settings.model_threads,
                            on_batch=metrics.observe_batch)
-    return Services(settings=settings, store=store, batcher=batcher, samples=sample_store, metrics=metrics)
+    return Services(settings=settings, store=store, batcher=batcher, explainer=Explainer(settings.model_threads),
+                    samples=sample_store, metrics=metrics)
 
 
 async def _poll_forever(store: ModelStore, interval_s: float) -> None:

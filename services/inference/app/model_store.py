@@ -44,6 +44,8 @@ class LoadedModel:
     published_at: str
     loaded_at: str
     training_metrics: dict[str, Any]
+    temperature: float = 1.0  # logits are divided by it before every softmax the API reports
+    calibrated: bool = False  # False: the checkpoint predates calibration and serves the raw softmax (T = 1)
 
 
 @dataclass
@@ -117,6 +119,7 @@ class ModelStore:
             model=model, version=checkpoint.model_version, device=self.device, source=source,
             checkpoint_path=published.checkpoint_path, published_at=published.published_at, loaded_at=_now(),
             training_metrics=_read_metrics(published.metrics_path, checkpoint.data.get("metrics", {})),
+            temperature=checkpoint.temperature, calibrated=checkpoint.calibrated,
         )
 
     def _refuse(self, path: Path, error: Exception) -> None:

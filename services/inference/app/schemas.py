@@ -1,6 +1,6 @@
 """Response models: they document the API in /docs (routes return pre-built JSON for speed)."""
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class ErrorBody(BaseModel):
@@ -28,6 +28,14 @@ class PredictionResult(BaseModel):
     top_k: list[ClassProbability]
     model_version: str
     warnings: list[PictureWarning]
+
+
+class Explanation(PredictionResult):
+    method: str = Field(description="how the saliency was computed")
+    saliency: list[list[float]] = Field(description="28 rows of 28 values in [0, 1]: how much each pixel supports "
+                                                    "the predicted class (0 for black pixels)")
+    overlay_png_base64: str = Field(description="PNG, 280x280: the 28x28 input (nearest-neighbour) with the saliency "
+                                                "as a heat map blended on top")
 
 
 class BatchPrediction(BaseModel):

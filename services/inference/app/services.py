@@ -8,6 +8,7 @@ from services.inference.app.batching import MicroBatcher
 from services.inference.app.config import Settings
 from services.inference.app.metrics_prom import Metrics
 from services.inference.app.model_store import ModelStore
+from services.inference.app.saliency import Explainer
 from services.inference.app.samples import SampleStore
 
 
@@ -16,6 +17,7 @@ class Services:
     settings: Settings
     store: ModelStore
     batcher: MicroBatcher
+    explainer: Explainer
     samples: SampleStore
     metrics: Metrics
 

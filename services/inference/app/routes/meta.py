@@ -32,6 +32,8 @@ async def metrics(request: Request) -> JSONResponse:
     model = None if loaded is None else {
         "version": loaded.version, "device": str(loaded.device), "loaded_at": loaded.loaded_at,
         "source": loaded.source, "checkpoint": str(loaded.checkpoint_path), "published_at": loaded.published_at,
+        # calibrated false: a checkpoint from before calibration, served as the raw softmax (temperature 1.0)
+        "calibrated": loaded.calibrated, "temperature": loaded.temperature,
     }
     return JSONResponse({
         "model": model,

@@ -5,7 +5,7 @@ from fastapi.responses import JSONResponse
 
 from services.inference.app import predict
 from services.inference.app.errors import ApiError
-from services.inference.app.inputs import PredictJson, read_pixels
+from services.inference.app.inputs import PredictJson, parse_top_k, read_pixels
 from services.inference.app.schemas import BatchPrediction, PredictionResult, error_responses
 from services.inference.app.services import get_services
 
@@ -50,17 +50,3 @@ async def predict_route(request: Request) -> JSONResponse:
     results = predict.results(probabilities, top_k, loaded.version, images.warnings)
     body = results[0] if images.single else {"predictions": results, "model_version": loaded.version}
     return JSONResponse(body)
-
-
-def parse_top_k(raw: str | None) -> int:
-    """By hand rather than ``Query(ge=1, le=10)``: FastAPI's parameter binding costs more than it is worth on
-    the hottest route (documented above through ``openapi_extra`` instead)."""
-    if raw is None:
-        return 3
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= 10:
-        raise ApiError(422, "invalid_top_k", f"top_k must be an integer from 1 to 10, got {raw!r}")
-    return value

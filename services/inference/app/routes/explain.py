@@ -1,0 +1,56 @@
+"""POST /explain: the prediction for one image, and the pixels it rests on (the method: ``app/saliency.py``)."""
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from services.inference.app.errors import ApiError
+from services.inference.app.inputs import Pixels, parse_top_k, read_one_image
+from services.inference.app.routes.predict import TOP_K
+from services.inference.app.schemas import Explanation, error_responses
+from services.inference.app.services import get_services
+
+router = APIRouter(tags=["predict"])
+
+
+class ExplainJson(BaseModel):
+    """For /docs: the JSON form (parsed like /predict's; ``instances`` is refused)."""
+
+    pixels: Pixels
+
+
+OPENAPI = {
+    "parameters": [TOP_K],
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {"schema": {
+                "type": "object", "required": ["file"],
+                "properties": {"file": {"type": "string", "format": "binary",
+                                        "description": "one picture (PNG, JPEG, GIF, BMP, WebP)"}},
+            }},
+            "application/json": {"schema": ExplainJson.model_json_schema(ref_template="#/components/schemas/{model}")},
+        },
+    }
+}
+
+
+@router.post(
+    "/explain",
+    response_model=Explanation,
+    responses=error_responses(400, 413, 415, 422, 503),
+    openapi_extra=OPENAPI,
+    summary="Classify one picture and show which pixels the answer rests on",
+    description="The same single-image inputs and errors as /predict. Answers the prediction plus `saliency` "
+                "(28 rows of 28 values in [0, 1]), the `method` that made it, and `overlay_png_base64`: the 28x28 "
+                "input enlarged to 280x280 with the saliency as a heat map on top.",
+)
+async def explain_route(request: Request) -> JSONResponse:
+    services = get_services(request)
+    top_k = parse_top_k(request.query_params.get("top_k"))
+    loaded = services.store.current  # once: a hot swap mid-request never mixes two models
+    if loaded is None:
+        raise ApiError(503, "not_ready", "no model is loaded yet; publish one to ARTIFACTS_DIR")
+    image = await read_one_image(request, services.settings)
+    explanation = await services.explainer.explain(loaded, image.pixels[0], top_k)
+    return JSONResponse({**explanation, "warnings": image.warnings[0]})
