@@ -86,6 +86,13 @@ page_sees() { [[ "$(field "$page/health" "$1")" == true ]]; }  # inference.ready
 cache_state() { curl -fsS --max-time 10 -o /dev/null -D - "$page/sample?index=7" | tr -d '\r' | sed -n 's/^X-Cache: //Ip'; }
 cache_hits() { [[ "$(cache_state)" == hit ]]; }
 restarted() { (($(inspect inference '{{.RestartCount}}') > $1)); }
+healthy() { [[ "$(inspect "$1" '{{.State.Health.Status}}')" == healthy ]]; }  # as the engine ran the check
+
+all() {  # COMMAND ARG...: COMMAND succeeds for every ARG
+    local command="$1" arg
+    shift
+    for arg; do "$command" "$arg" || return 1; done
+}
 
 # --- 1. engine -----------------------------------------------------------------------------------------------------
 engine_answers() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
@@ -141,6 +148,7 @@ start_stack() {
     wait_for "API ready" 120 curl -fsS "$api/ready"
     wait_for "page answers 200" 120 page_ok
     timings[up_to_page]=$((SECONDS - started))
+    wait_for "inference and frontend healthy by their compose health checks" 60 all healthy inference frontend
     page_sees inference.ready || fail "the page does not see a ready API: $(field "$page/health" inference.detail)"
     default_version="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["model_version"])' \
         models/default/latest.json)"
