@@ -9,12 +9,13 @@ ARTIFACTS_DIR ?= artifacts
 DEFAULT_MODEL_DIR ?= models/default
 export DATA_DIR ARTIFACTS_DIR
 
-.PHONY: help install test lint bench train default-model calibrate inference frontend up down status compose-smoke
+.PHONY: help install test lint bench train default-model calibrate inference frontend up down status \
+	compose-smoke gpu-check
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements-dev.txt services/*/requirements.txt
+$(VENV)/.installed: requirements-dev.txt services/requirements-torch.txt services/*/requirements.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
@@ -55,5 +56,8 @@ down:  ## stop what `make up` started
 status:  ## what `make up` started, and whether it still runs
 	bash scripts/stack.sh status
 
-compose-smoke:  ## end-to-end check of the Docker stack (needs a Docker engine; GPU=1 adds the GPU overlay)
+compose-smoke: install  ## the Docker stack end to end: build, one `up`, checks through its ports (GPU=1: GPU overlay)
 	bash scripts/compose_smoke.sh
+
+gpu-check: install  ## train one epoch and serve predictions on a CUDA GPU, img/s for both (ARGS="--device cpu")
+	$(PY) scripts/gpu_check.py $(ARGS)

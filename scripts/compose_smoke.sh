@@ -1,62 +1,259 @@
 #!/usr/bin/env bash
-# Smoke test of the Docker deployment, for a machine with Docker Engine + Compose v2 (CI, a laptop):
+# `make compose-smoke`: the Docker deployment end to end, the way a user runs it (here, in CI, on a laptop).
 #
-#   bash scripts/compose_smoke.sh                  CPU images
-#   GPU=1 bash scripts/compose_smoke.sh            with the NVIDIA overlay
+#   bash scripts/compose_smoke.sh              Docker Engine (Compose v2, else docker-compose v1), or Podman's Docker API
+#   GPU=1 bash scripts/compose_smoke.sh        with the NVIDIA overlay (docker-compose.gpu.yml)
 #
-# Builds the images, starts the stack under its own project name and ports (volumes deleted at the end), checks
-# that the page and the API answer on the default model, that a short training run publishes a model the API then
-# serves, and that starting the trainer again does not retrain. Needs internet for the builds and the data set.
+# 1. engine   the socket DOCKER_HOST names (Docker's default one when unset) must answer; when it does not and
+#             ../shared/container-engine/ exists (machines without a Docker daemon), its setup.sh starts Podman's
+#             Docker API and DOCKER_HOST points there.
+# 2. images   `compose build`; on Podman's API that folder's build.sh (host networking and the machine's mirrors).
+# 3. up       ONE `up -d` of the whole stack, under its own project name, ports and image tag, with the data set
+#             bound read-only (docker-compose.offline.yml) when FASHION_MNIST_DIR (default ../shared/data) holds
+#             it, else downloaded as by default. A short training run (EPOCHS=1, TRAIN_LIMIT=2000) starts with it.
+# 4. checks   through the published ports only: /predict; Chromium drives the page (tests/frontend/test_browser.py
+#             with FRONTEND_URL); the trained model reaches the API and the page without a restart; the page
+#             survives `stop redis` and caches again after `start`; a killed inference process is restarted by its
+#             restart policy; `down` + `up` serves the trained model without retraining; `down -v` leaves no
+#             container, volume or network of the project.
+# The project is removed at the end, on failure too. Killing the process needs the engine's PIDs on this host
+# (Linux, root): Docker Desktop's VM hides them.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+repo="$PWD"
 
 export COMPOSE_PROJECT_NAME="${COMPOSE_PROJECT_NAME:-fmnist-smoke}"
-export FRONTEND_PORT="${FRONTEND_PORT:-15000}" INFERENCE_PORT="${INFERENCE_PORT:-18000}"
-export EPOCHS="${EPOCHS:-1}" TRAIN_LIMIT="${TRAIN_LIMIT:-2000}" RETRAIN=0
-files=(-f docker-compose.yml)
-[[ "${GPU:-0}" == 1 ]] && files+=(-f docker-compose.gpu.yml)
-compose() { docker compose "${files[@]}" "$@"; }
+export FRONTEND_PORT="${FRONTEND_PORT:-15000}" INFERENCE_PORT="${INFERENCE_PORT:-18000}" BIND_ADDRESS=127.0.0.1
+export IMAGE_TAG="${IMAGE_TAG:-smoke}" EPOCHS="${EPOCHS:-1}" TRAIN_LIMIT="${TRAIN_LIMIT:-2000}" RETRAIN=0
+engine_dir="${CONTAINER_ENGINE_DIR:-$repo/../shared/container-engine}"
+python="${PYTHON:-$repo/.venv/bin/python}"
+project="$COMPOSE_PROJECT_NAME"
 api="http://127.0.0.1:$INFERENCE_PORT" page="http://127.0.0.1:$FRONTEND_PORT"
+work="$(mktemp -d)"
+build_files=(-f docker-compose.yml)
+[[ "${GPU:-0}" == 1 ]] && build_files+=(-f docker-compose.gpu.yml)
+files=("${build_files[@]}")
+declare -A timings=()
 
-cleanup() { compose down -v --remove-orphans >/dev/null 2>&1 || true; }
+say() { echo "compose-smoke: $*"; }
+fail() { echo "compose-smoke: FAIL: $*" >&2; exit 1; }
+compose() { "${compose_cmd[@]}" "${files[@]}" "$@"; }
+
+cleanup() {
+    local status=$?
+    trap - EXIT INT TERM
+    if ((status != 0)) && [[ -n "${compose_cmd:-}" ]]; then
+        echo "---- state at the failure ----" >&2
+        compose ps >&2 || true
+        compose logs --tail 40 >&2 || true
+    fi
+    [[ -n "${compose_cmd:-}" ]] && compose down -v --remove-orphans >/dev/null 2>&1
+    rm -rf "$work"
+    exit "$status"
+}
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
-wait_for() {  # DESCRIPTION SECONDS COMMAND...
-    local what="$1" deadline=$((SECONDS + $2))
+wait_for() {  # DESCRIPTION SECONDS COMMAND...: run COMMAND every second until it succeeds
+    local what="$1" limit="$2" deadline=$((SECONDS + $2))
     shift 2
     until "$@" >/dev/null 2>&1; do
-        if ((SECONDS >= deadline)); then
-            echo "FAIL: $what" >&2
-            compose ps >&2
-            compose logs --tail 50 >&2
-            exit 1
-        fi
-        sleep 2
+        ((SECONDS < deadline)) || fail "$what: not within ${limit}s"
+        sleep 1
     done
-    echo "ok: $what"
+    say "ok: $what"
 }
 
-model_source() { curl -fsS "$api/metrics" | python3 -c 'import json, sys; print(json.load(sys.stdin)["model"]["source"])'; }
-serves_trained_model() { [[ "$(model_source)" == artifacts ]]; }
+field() {  # URL DOTTED.PATH: one field of a JSON answer
+    curl -fsS --max-time 10 "$1" | python3 -c '
+import json, sys
+value = json.load(sys.stdin)
+for key in sys.argv[1].split("."):
+    value = value[key]
+print(json.dumps(value) if isinstance(value, (dict, list, bool)) or value is None else value)' "$2"
+}
 
-compose build
-compose up -d redis inference frontend
-wait_for "API ready on the default model" 120 curl -fsS "$api/ready"
-[[ "$(model_source)" == default ]] || { echo "FAIL: not serving the default model" >&2; exit 1; }
-echo "ok: serving the default model"
-wait_for "page answers" 60 curl -fsS "$page/health"
-curl -fsS "$page/" >"${TMPDIR:-/tmp}/fmnist-smoke-page.html"
-grep -qi "<html" "${TMPDIR:-/tmp}/fmnist-smoke-page.html" || { echo "FAIL: the page is not HTML" >&2; exit 1; }
-echo "ok: page renders"
+status_of() { curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$1"; }
+container() { docker ps -aq --filter "label=com.docker.compose.project=$project" --filter "label=com.docker.compose.service=$1"; }
+inspect() { docker inspect -f "$2" "$(container "$1")"; }
 
-# Attached until the trainer exits; its exit code becomes ours (set -e stops the script when training fails).
-compose up --no-deps --exit-code-from trainer trainer
-echo "ok: trainer exited 0"
-wait_for "API switched to the trained model" 60 serves_trained_model
+# What the checks wait for.
+page_ok() { [[ "$(status_of "$page/")" == 200 ]]; }
+trainer_exited() { [[ "$(inspect trainer '{{.State.Status}}')" == exited ]]; }
+api_serves() { [[ "$(field "$api/metrics" model.version) $(field "$api/metrics" model.source)" == "$1 artifacts" ]]; }
+page_shows() { curl -fsS --max-time 10 "$page/" | grep -q "model $1"; }
+page_sees() { [[ "$(field "$page/health" "$1")" == true ]]; }  # inference.ready, redis.reachable
+cache_state() { curl -fsS --max-time 10 -o /dev/null -D - "$page/sample?index=7" | tr -d '\r' | sed -n 's/^X-Cache: //Ip'; }
+cache_hits() { [[ "$(cache_state)" == hit ]]; }
+restarted() { (($(inspect inference '{{.RestartCount}}') > $1)); }
+healthy() { [[ "$(inspect "$1" '{{.State.Health.Status}}')" == healthy ]]; }  # as the engine ran the check
 
-started=$SECONDS
-second="$(compose up --no-deps --exit-code-from trainer trainer 2>&1)"
-echo "$second"
-grep -q "already finished" <<<"$second" || { echo "FAIL: the second trainer start trained again" >&2; exit 1; }
-echo "ok: no retraining (second trainer start: $((SECONDS - started))s)"
-echo "PASS"
+all() {  # COMMAND ARG...: COMMAND succeeds for every ARG
+    local command="$1" arg
+    shift
+    for arg; do "$command" "$arg" || return 1; done
+}
+
+# --- 1. engine -----------------------------------------------------------------------------------------------------
+engine_answers() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
+start_engine() {
+    if ! engine_answers; then
+        [[ -f "$engine_dir/setup.sh" ]] || fail "no container engine answers (DOCKER_HOST=${DOCKER_HOST:-unset})"
+        export DOCKER_HOST="${DOCKER_HOST:-unix:///run/podman/podman.sock}"
+        engine_answers || bash "$engine_dir/setup.sh"
+        engine_answers || fail "the engine set up by $engine_dir/setup.sh does not answer at $DOCKER_HOST"
+    fi
+    if docker compose version >/dev/null 2>&1; then compose_cmd=(docker compose); else compose_cmd=(docker-compose); fi
+    podman_api=0
+    docker version --format '{{range .Server.Components}}{{.Name}};{{end}}' | grep -q Podman && podman_api=1
+    # The page finds the API and Redis by service name. Podman's CNI networks resolve names only with the dnsname
+    # plugin (.ci/run installs it; ../shared/container-engine/setup.sh does not): say so instead of failing later.
+    if ((podman_api)) && [[ "$(podman info --format '{{.Host.NetworkBackend}}' 2>/dev/null)" == cni ]] \
+        && ! [[ -x /usr/lib/cni/dnsname || -x /usr/libexec/cni/dnsname ]]; then
+        fail "Podman's CNI networks here give containers no DNS (service names do not resolve): install the" \
+             "dnsname plugin (Debian: golang-github-containernetworking-plugin-dnsname)"
+    fi
+    say "engine: $(docker version --format '{{.Server.Version}}') (podman API: $podman_api), compose: ${compose_cmd[*]}"
+}
+
+# --- 2. images -----------------------------------------------------------------------------------------------------
+build_images() {
+    local started=$SECONDS
+    if ((podman_api)) && [[ -f "$engine_dir/build.sh" ]]; then
+        bash "$engine_dir/build.sh" "${build_files[@]}"
+    else
+        compose build
+    fi
+    timings[build]=$((SECONDS - started))
+    docker images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E "fashion-mnist-[a-z]+:$IMAGE_TAG" || true
+}
+
+# --- 3. up -----------------------------------------------------------------------------------------------------------
+use_local_data() {
+    local dir="${FASHION_MNIST_DIR:-$repo/../shared/data}"
+    if [[ -f "$dir/FashionMNIST/raw/t10k-labels-idx1-ubyte" || -f "$dir/FashionMNIST/raw/t10k-labels-idx1-ubyte.gz" ]]
+    then
+        export FASHION_MNIST_DIR="$(cd "$dir" && pwd)"
+        files+=(-f docker-compose.offline.yml)
+        say "data: $FASHION_MNIST_DIR, bound read-only (docker-compose.offline.yml)"
+    else
+        say "data: downloaded by the containers (no FashionMNIST in ${dir})"
+    fi
+}
+
+start_stack() {
+    compose down -v --remove-orphans >/dev/null 2>&1 || true  # what an interrupted earlier run may have left
+    local started=$SECONDS
+    compose up -d
+    wait_for "API ready" 120 curl -fsS "$api/ready"
+    wait_for "page answers 200" 120 page_ok
+    timings[up_to_page]=$((SECONDS - started))
+    wait_for "inference and frontend healthy by their compose health checks" 60 all healthy inference frontend
+    page_sees inference.ready || fail "the page does not see a ready API: $(field "$page/health" inference.detail)"
+    default_version="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["model_version"])' \
+        models/default/latest.json)"
+    # The trainer runs alongside; unless it already published, the API serves the shipped model first.
+    say "served first: $(field "$api/metrics" model.source) model $(field "$api/metrics" model.version)"
+}
+
+# --- 4. checks -----------------------------------------------------------------------------------------------------
+check_predict() {
+    curl -fsS "$api/samples/0" | python3 -c '
+import base64, json, sys
+sys.stdout.buffer.write(base64.b64decode(json.load(sys.stdin)["image_png_base64"]))' >"$work/sample.png"
+    curl -fsS -F "file=@$work/sample.png" "$api/predict" >"$work/prediction.json"
+    python3 - "$work/prediction.json" <<'PY' || fail "/predict answered $(cat "$work/prediction.json")"
+import json, sys
+answer = json.load(open(sys.argv[1]))
+assert answer["label"] and len(answer["top_k"]) == 3 and answer["model_version"], answer
+print(f"compose-smoke: ok: /predict says {answer['label']} ({answer['confidence']:.2f})")
+PY
+}
+
+check_browser() {
+    FRONTEND_URL="$page" FRONTEND_API_URL="$api" "$python" -m pytest -q -p no:cacheprovider \
+        tests/frontend/test_browser.py -k "not documentation" || fail "the browser tests failed against $page"
+    say "ok: Chromium drives the page"
+}
+
+check_training_published() {
+    local before started restarts version
+    started="$(inspect inference '{{.State.StartedAt}}')" restarts="$(inspect inference '{{.RestartCount}}')"
+    wait_for "trainer finished" 600 trainer_exited
+    [[ "$(inspect trainer '{{.State.ExitCode}}')" == 0 ]] || fail "the trainer exited $(inspect trainer '{{.State.ExitCode}}')"
+    version="$(compose exec -T inference cat /app/artifacts/latest.json \
+        | python3 -c 'import json, sys; print(json.load(sys.stdin)["model_version"])')"
+    [[ -n "$version" && "$version" != "$default_version" ]] || fail "no new model was published"
+    wait_for "API serves the trained model $version" 60 api_serves "$version"
+    wait_for "page shows model $version" 60 page_shows "$version"
+    [[ "$(inspect inference '{{.State.StartedAt}}') $(inspect inference '{{.RestartCount}}')" == "$started $restarts" ]] \
+        || fail "the inference container was restarted"
+    say "ok: switched to the trained model without a restart"
+    trained_version="$version"
+}
+
+check_redis_outage() {
+    compose stop redis
+    [[ "$(status_of "$page/")" == 200 ]] || fail "the page does not answer 200 with Redis stopped"
+    [[ "$(field "$page/health" redis.reachable)" == false ]] || fail "/health does not report Redis as unreachable"
+    [[ "$(cache_state)" == miss ]] || fail "/sample is not served (uncached) with Redis stopped"
+    say "ok: page answers 200 without Redis"
+    compose start redis
+    wait_for "page sees Redis again" 60 page_sees redis.reachable
+    wait_for "caching resumed (X-Cache: hit)" 30 cache_hits
+    [[ "$(field "$page/health" cache.shared)" != null ]] || fail "the cache counters are not in Redis"
+}
+
+check_inference_crash() {
+    local pid restarts
+    pid="$(inspect inference '{{.State.Pid}}')" restarts="$(inspect inference '{{.RestartCount}}')"
+    [[ "$pid" -gt 0 && -d "/proc/$pid" ]] || fail "the inference process (pid $pid) is not visible on this host"
+    kill -KILL "$pid"
+    say "killed the inference container's main process (pid $pid)"
+    wait_for "restart policy restarted inference" 60 restarted "$restarts"
+    wait_for "API ready again" 120 curl -fsS "$api/ready"
+    wait_for "page sees the API again" 60 page_sees inference.ready
+    page_ok || fail "the page does not answer 200 after the inference restart"
+}
+
+check_down_up_keeps_model() {
+    compose down
+    compose up -d
+    wait_for "API ready after down + up" 120 curl -fsS "$api/ready"
+    wait_for "trainer finished" 120 trainer_exited
+    [[ "$(inspect trainer '{{.State.ExitCode}}')" == 0 ]] || fail "the second trainer exited non-zero"
+    docker logs "$(container trainer)" 2>&1 | grep -q "already finished" || fail "the trainer trained again"
+    wait_for "API serves $trained_version from the volume" 60 api_serves "$trained_version"
+    wait_for "page answers 200" 120 page_ok
+}
+
+leftovers() {
+    local filter="label=com.docker.compose.project=$project"
+    docker ps -aq --filter "$filter"
+    docker volume ls -q --filter "$filter"
+    docker network ls -q --filter "$filter"
+    docker ps -a --format '{{.Names}}' | grep "^${project}[_-]" || true
+    docker volume ls --format '{{.Name}}' | grep "^${project}_" || true
+    docker network ls --format '{{.Name}}' | grep "^${project}_" || true
+}
+
+check_down_removes_everything() {
+    compose down -v --remove-orphans
+    local left
+    left="$(leftovers)"
+    [[ -z "$left" ]] || fail "left behind by down -v: $left"
+    say "ok: down -v left no container, volume or network of $project"
+}
+
+start_engine
+build_images
+use_local_data
+start_stack
+check_predict
+check_browser
+check_training_published
+check_redis_outage
+check_inference_crash
+check_down_up_keeps_model
+check_down_removes_everything
+say "PASS (build ${timings[build]}s, up to page ${timings[up_to_page]}s, total ${SECONDS}s)"

@@ -22,25 +22,29 @@ from tests.processes import REPO_ROOT
 DOCKER_COMPOSE = "/usr/bin/docker-compose"
 BASE_FILE = REPO_ROOT / "docker-compose.yml"
 GPU_FILE = REPO_ROOT / "docker-compose.gpu.yml"
+OFFLINE_FILE = REPO_ROOT / "docker-compose.offline.yml"
 SERVICES = ("trainer", "inference", "frontend")
 
 
-def compose_config(*files: Path, env: dict[str, str] | None = None, env_file: Path | None = None) -> dict:
-    """The merged, interpolated configuration, as `docker-compose config` prints it.
-
-    The command sees only PATH plus ``env``, and an empty env file unless ``env_file`` is given, so neither a
-    developer's shell nor a local .env can change what the test sees.
-    """
+def run_compose_config(*files: Path, env: dict[str, str] | None = None,
+                       env_file: Path | None = None) -> subprocess.CompletedProcess:
+    """``docker-compose -f FILE... config``, seeing only PATH plus ``env``, and an empty env file unless
+    ``env_file`` is given, so neither a developer's shell nor a local .env can change what the test sees."""
     with tempfile.TemporaryDirectory() as home:
         empty_env = Path(home) / "empty.env"
         empty_env.write_text("")
-        command = [DOCKER_COMPOSE, "--project-directory", str(REPO_ROOT), "--env-file", str(env_file or empty_env)]
+        argv = [DOCKER_COMPOSE, "--project-directory", str(REPO_ROOT), "--env-file", str(env_file or empty_env)]
         for path in files:
-            command += ["-f", str(path)]
-        result = subprocess.run(
-            [*command, "config"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+            argv += ["-f", str(path)]
+        return subprocess.run(
+            [*argv, "config"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
             env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home, **(env or {})},
         )
+
+
+def compose_config(*files: Path, env: dict[str, str] | None = None, env_file: Path | None = None) -> dict:
+    """The merged, interpolated configuration, as `docker-compose config` prints it."""
+    result = run_compose_config(*files, env=env, env_file=env_file)
     assert result.returncode == 0, f"docker-compose config failed for {files}:\n{result.stderr}"
     return yaml.safe_load(result.stdout)
 

@@ -3,7 +3,16 @@
 import pytest
 
 from services.trainer.config import TrainSettings
-from tests.deploy.helpers import BASE_FILE, GPU_FILE, SERVICES, compose_config, compose_variables, env_example_variables
+from tests.deploy.helpers import (
+    BASE_FILE,
+    GPU_FILE,
+    OFFLINE_FILE,
+    SERVICES,
+    compose_config,
+    compose_variables,
+    env_example_variables,
+    run_compose_config,
+)
 from tests.processes import REPO_ROOT
 
 ENV_EXAMPLE = REPO_ROOT / ".env.example"
@@ -38,9 +47,13 @@ def test_the_stack_has_redis_and_the_three_services_built_from_their_dockerfiles
         assert base[name]["pull_policy"] == "build", "our image names must never be looked up in a registry"
 
 
-def test_torch_images_build_cpu_wheels_by_default(base):
+def test_torch_comes_from_pips_default_index_unless_an_index_is_set(base):
+    """Empty = pip's own index and configuration (mirrors included); the repository names no package index."""
     for name in ("trainer", "inference"):
-        assert base[name]["build"]["args"]["TORCH_INDEX_URL"] == "https://download.pytorch.org/whl/cpu"
+        assert base[name]["build"]["args"]["TORCH_INDEX_URL"] == ""
+    chosen = compose_config(BASE_FILE, env={"TORCH_INDEX_URL": "https://wheels.example/cpu"})["services"]
+    assert {chosen[name]["build"]["args"]["TORCH_INDEX_URL"] for name in ("trainer", "inference")} == \
+        {"https://wheels.example/cpu"}
     assert "args" not in base["frontend"]["build"] or "TORCH_INDEX_URL" not in base["frontend"]["build"]["args"]
 
 
@@ -83,8 +96,11 @@ def test_servers_listen_on_all_container_interfaces_and_find_each_other_by_servi
 
 def test_healthchecks_and_start_order(base):
     assert base["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
-    assert "/ready" in " ".join(base["inference"]["healthcheck"]["test"])
-    assert "/health" in " ".join(base["frontend"]["healthcheck"]["test"])
+    assert base["inference"]["healthcheck"]["test"] == ["CMD", "python", "-m", "shared.healthcheck", "/ready"]
+    assert base["frontend"]["healthcheck"]["test"] == ["CMD", "python", "-m", "shared.healthcheck", "/health"]
+    for name in ("redis", "inference", "frontend"):
+        # Podman's Docker API splits CMD elements on spaces; Docker does not. Without spaces both run the same.
+        assert not any(" " in element for element in base[name]["healthcheck"]["test"]), name
     assert base["frontend"]["depends_on"] == {"redis": {"condition": "service_healthy"},
                                               "inference": {"condition": "service_healthy"}}
     # The page and the API never wait for training.
@@ -114,7 +130,7 @@ def test_gpu_overlay_reserves_nvidia_gpus_and_builds_cuda_torch(merged, base):
         devices = service["deploy"]["resources"]["reservations"]["devices"]
         assert devices == [{"capabilities": ["gpu"], "count": "all", "driver": "nvidia"}]
         assert service["environment"]["DEVICE"] == "cuda"
-        assert "whl/cpu" not in service["build"]["args"]["TORCH_INDEX_URL"]
+        assert service["build"]["args"]["TORCH_INDEX_URL"] == ""  # pip's default index: a CUDA build on Linux
         assert service["image"].endswith(":gpu")
         # The overlay changes only that: volumes, ports and health stay as in the base file.
         assert sorted(service.get("volumes", [])) == sorted(base[name].get("volumes", []))
@@ -129,11 +145,35 @@ def test_gpu_overlay_reserves_nvidia_gpus_and_builds_cuda_torch(merged, base):
 def test_gpu_overlay_is_also_a_valid_compose_file_on_its_own():
     services = compose_config(GPU_FILE)["services"]
     assert set(services) == {"trainer", "inference"}
+    chosen = compose_config(GPU_FILE, env={"TORCH_CUDA_INDEX_URL": "https://wheels.example/cu128"})["services"]
+    assert chosen["trainer"]["build"]["args"]["TORCH_INDEX_URL"] == "https://wheels.example/cu128"
+
+
+def test_offline_override_binds_one_data_folder_read_only_and_turns_downloading_off(base):
+    merged = compose_config(BASE_FILE, OFFLINE_FILE, env={"FASHION_MNIST_DIR": "/srv/fashion"})["services"]
+    for name in ("trainer", "inference"):
+        assert volume_mounts(merged[name])["/app/data"] == ("/srv/fashion", "ro"), name
+        assert merged[name]["environment"]["DOWNLOAD"] == "false"
+        # Only the data changes: the artifacts volume, the rest of the environment, ports and health stay.
+        assert volume_mounts(merged[name])["/app/artifacts"] == volume_mounts(base[name])["/app/artifacts"]
+        assert {k: v for k, v in merged[name]["environment"].items() if k != "DOWNLOAD"} == \
+            {k: v for k, v in base[name]["environment"].items() if k != "DOWNLOAD"}
+        assert merged[name].get("ports") == base[name].get("ports")
+        assert merged[name].get("healthcheck") == base[name].get("healthcheck")
+    assert base["trainer"]["environment"]["DOWNLOAD"] == "true", "downloading stays the default"
+    assert {k: v for k, v in merged["frontend"].items() if k != "pull_policy"} == \
+        {k: v for k, v in base["frontend"].items() if k != "pull_policy"}
+
+
+def test_offline_override_refuses_to_start_without_the_data_folder():
+    result = run_compose_config(BASE_FILE, OFFLINE_FILE)
+    assert result.returncode != 0
+    assert "FASHION_MNIST_DIR" in result.stderr and "FashionMNIST/raw/" in result.stderr
 
 
 def test_every_env_example_variable_is_used_by_a_compose_file_and_vice_versa():
     documented = set(env_example_variables(ENV_EXAMPLE))
-    used = compose_variables(BASE_FILE) | compose_variables(GPU_FILE)
+    used = compose_variables(BASE_FILE) | compose_variables(GPU_FILE) | compose_variables(OFFLINE_FILE)
     assert documented - used == set(), "documented in .env.example but used by no compose file"
     assert used - documented == set(), "used by a compose file but not documented in .env.example"
 

@@ -1,6 +1,8 @@
 """The Dockerfiles and .dockerignore: what each image copies exists and reaches the build context, the final
-stage runs as a non-root user with a health check, and the command it runs is a real module."""
+stage runs as a non-root user, the two torch images share their torch layer, and the command is a real module."""
 
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -8,7 +10,7 @@ import pytest
 from tests.deploy.helpers import SERVICES, DockerIgnore, copy_sources, dockerignore, parse_dockerfile
 from tests.processes import REPO_ROOT
 
-HEALTH_PATHS = {"inference": "/ready", "frontend": "/health"}  # the trainer is a batch job: no health check
+TORCH_SERVICES = ("trainer", "inference")
 
 
 def stages(name: str):
@@ -59,14 +61,19 @@ def test_image_holds_shared_code_its_service_and_the_module_it_runs(name):
 @pytest.mark.parametrize("name", SERVICES)
 def test_multi_stage_build_leaves_only_the_venv_and_runs_as_non_root(name):
     all_stages = stages(name)
-    assert len(all_stages) >= 2, "build the venv in a builder stage"
-    builder, final = all_stages[0], all_stages[-1]
-    assert builder.name == "builder"
+    final = all_stages[-1]
+    assert [stage.name for stage in all_stages[:-1]] == (["torch", "builder"] if name in TORCH_SERVICES
+                                                         else ["builder"])
     text = (REPO_ROOT / "services" / name / "Dockerfile").read_text()
     assert "\nARG PYTHON_IMAGE=python:3.11-slim" in text
-    assert {stage.base for stage in all_stages} == {"${PYTHON_IMAGE}"}, "builder and final share the slim base"
-    venv_copies = [copy_sources(i) for i in final.all("COPY") if copy_sources(i)[2].get("from") == "builder"]
-    assert venv_copies == [(["/opt/venv"], "/opt/venv", {"from": "builder"})]
+    assert {stage.base for stage in all_stages} <= {"${PYTHON_IMAGE}", "torch"}, "every stage on the slim base"
+    venv_copies = [copy_sources(i) for i in final.all("COPY") if "from" in copy_sources(i)[2]]
+    if name in TORCH_SERVICES:  # on the shared torch stage: only the service's own packages come from the builder
+        assert final.base == "torch"
+        assert venv_copies == [(["/opt/service/"], "/", {"from": "builder"})]
+    else:
+        assert final.base == "${PYTHON_IMAGE}"
+        assert venv_copies == [(["/opt/venv"], "/opt/venv", {"from": "builder"})]
     for instruction in final.all("RUN"):
         assert "pip install" not in instruction.arguments and "apt-get" not in instruction.arguments, \
             "no installing (and no build tools) in the final stage"
@@ -77,14 +84,62 @@ def test_multi_stage_build_leaves_only_the_venv_and_runs_as_non_root(name):
     assert keywords.index("USER") > max(i for i, k in enumerate(keywords) if k in ("RUN", "COPY"))
 
 
-@pytest.mark.parametrize("name", ["trainer", "inference"])
-def test_torch_images_install_torch_from_a_configurable_cpu_wheel_index_first(name):
-    builder = stages(name)[0]
-    args = [instruction.arguments for instruction in builder.all("ARG")]
-    assert "TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu" in args
-    installs = " ".join(instruction.arguments for instruction in builder.all("RUN"))
-    torch_step = installs.index('--index-url "${TORCH_INDEX_URL}"')
-    assert torch_step < installs.index("pip install -r /tmp/requirements.txt")
+def test_torch_images_build_the_same_torch_layer_and_share_it():
+    """Identical instructions on the same base give the same layers: the second image reuses the first's torch."""
+    torch_stages = [stages(name)[0] for name in TORCH_SERVICES]
+    assert torch_stages[0] == torch_stages[1], "the torch stages must be identical, instruction for instruction"
+    torch_stage = torch_stages[0]
+    assert [copy_sources(i)[0] for i in torch_stage.all("COPY")] == [["services/requirements-torch.txt"]]
+    assert [i.arguments for i in torch_stage.all("ARG")] == ["TORCH_INDEX_URL="], "no package index named here"
+    for name in TORCH_SERVICES:
+        builder, final = stages(name)[1:]
+        assert builder.base == final.base == "torch", "the builder and the image both start from the torch stage"
+
+
+def torch_install(index_url: str) -> list[str]:
+    """The torch stage's pip command line as /bin/sh expands it with this TORCH_INDEX_URL (pip itself not run)."""
+    command = stages("trainer")[0].all("RUN")[-1].arguments
+    assert command.startswith("pip install ")
+    shown = subprocess.run(["/bin/sh", "-c", "printf '%s\\n' " + command], capture_output=True, text=True,
+                           env={"TORCH_INDEX_URL": index_url}, check=True)
+    return shown.stdout.splitlines()
+
+
+def test_torch_index_is_passed_to_pip_only_when_one_is_set():
+    requirements = "/tmp/requirements/services/requirements-torch.txt"
+    assert torch_install("") == ["pip", "install", "-r", requirements]
+    assert torch_install("https://wheels.example/cpu") == ["pip", "install", "--index-url",
+                                                           "https://wheels.example/cpu", "-r", requirements]
+
+
+@pytest.mark.parametrize("name", TORCH_SERVICES)
+def test_service_requirements_resolve_the_torch_file_where_the_image_copies_them(name):
+    """The builder installs services/<name>/requirements.txt, whose `-r ../requirements-torch.txt` must find the
+    file the torch stage copied, at the same relative place."""
+    torch_stage, builder = stages(name)[:2]
+    copied = dict(reversed(copy_sources(i)[:2]) for i in torch_stage.all("COPY") + builder.all("COPY"))
+    service_file = next(path for path, source in copied.items() if source == [f"services/{name}/requirements.txt"])
+    includes = re.findall(r"^-r\s+(\S+)$", (REPO_ROOT / copied[service_file][0]).read_text(), flags=re.M)
+    assert includes == ["../requirements-torch.txt"]
+    assert copied[str(Path(service_file).parent.parent / "requirements-torch.txt")] == \
+        ["services/requirements-torch.txt"]
+    assert f"-r {service_file}" in " ".join(builder.all("RUN")[-1].words())
+
+
+def test_pins_agree_across_requirement_files():
+    """A package pinned in several requirement files (the frontend pins pillow too) has one version."""
+    pins: dict[str, set[str]] = {}
+    for path in REPO_ROOT.glob("**/requirements*.txt"):
+        if ".venv" in path.parts:
+            continue
+        for line in path.read_text().splitlines():
+            if "==" in line and not line.startswith("#"):
+                package, version = line.split("==")
+                pins.setdefault(re.sub(r"\[.*\]", "", package).strip().lower(), set()).add(version.strip())
+    assert pins["torch"] and {name: versions for name, versions in pins.items() if len(versions) > 1} == {}
+    for name in TORCH_SERVICES:
+        text = (REPO_ROOT / "services" / name / "requirements.txt").read_text()
+        assert "torch==" not in text, "torch is pinned once, in services/requirements-torch.txt"
 
 
 def test_frontend_image_has_no_torch():
@@ -94,19 +149,13 @@ def test_frontend_image_has_no_torch():
 
 
 @pytest.mark.parametrize("name", SERVICES)
-def test_health_check_where_it_fits(name):
-    final = stages(name)[-1]
-    checks = final.all("HEALTHCHECK")
-    if name not in HEALTH_PATHS:
-        assert checks == []
-        return
-    assert len(checks) == 1
-    check = checks[0].arguments
-    assert "urllib.request" in check and HEALTH_PATHS[name] in check, "a python one-liner (no curl in slim images)"
-    assert "curl" not in check and "wget" not in check
+def test_no_health_check_in_the_image_compose_defines_it(name):
+    """One definition per service, in docker-compose.yml (tests/deploy/test_compose.py checks it there)."""
+    assert all(stage.all("HEALTHCHECK") == [] for stage in stages(name))
+    assert not dockerignore().excluded("shared/healthcheck.py"), "the check's module ships in every image"
 
 
-@pytest.mark.parametrize("name", ["trainer", "inference"])
+@pytest.mark.parametrize("name", TORCH_SERVICES)
 def test_volume_mount_points_are_created_owned_by_the_app_user(name):
     """A fresh named volume copies the ownership of the image's directory it is mounted on."""
     final = stages(name)[-1]

@@ -1,6 +1,12 @@
 """Frontend fixtures: the real inference API as a process, a Flask app factory with private cache keys, and the
-real gunicorn frontend in front of the real default model (for the end-to-end and browser tests)."""
+real gunicorn frontend in front of the real default model (for the end-to-end and browser tests).
 
+``FRONTEND_URL`` (with ``FRONTEND_API_URL``, the inference API the page uses) points ``frontend_server`` at a page
+that is already running, e.g. the container stack (``scripts/compose_smoke.sh`` runs the browser tests that way);
+then no server is started.
+"""
+
+import os
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -93,8 +99,16 @@ class Frontend:
 
 
 @pytest.fixture(scope="session")
-def frontend_server(real_inference_api, redis_server, tmp_path_factory) -> Iterator[Frontend]:
-    """The real ``python -m services.frontend`` (gunicorn, 2 workers) in front of the real default model."""
+def frontend_server(request, tmp_path_factory) -> Iterator[Frontend]:
+    """The real ``python -m services.frontend`` (gunicorn, 2 workers) in front of the real default model, or the
+    page at ``FRONTEND_URL``."""
+    if os.environ.get("FRONTEND_URL"):
+        api_url = os.environ.get("FRONTEND_API_URL")
+        assert api_url, "FRONTEND_URL needs FRONTEND_API_URL: the inference API that page uses"
+        yield Frontend(os.environ["FRONTEND_URL"].rstrip("/"), prefix="", inference_url=api_url.rstrip("/"))
+        return
+    real_inference_api = request.getfixturevalue("real_inference_api")
+    redis_server = request.getfixturevalue("redis_server")
     port = free_port()
     prefix = new_prefix()
     env = {"PORT": str(port), "HOST": "127.0.0.1", "INFERENCE_URL": real_inference_api,

@@ -1,6 +1,7 @@
 import torch
 
 from shared.data import RAW_FILES, DatasetNotFoundError, load_split, train_val_split
+from tests.processes import REPO_ROOT
 
 
 def test_loads_idx_files_through_torchvision(tiny_data_dir):
@@ -19,6 +20,9 @@ def test_missing_data_names_the_directory_and_the_four_files(tmp_path):
         raise AssertionError("expected DatasetNotFoundError")
     assert str((tmp_path / "empty" / "FashionMNIST" / "raw").resolve()) in message
     assert all(name in message for name in RAW_FILES)
+    # What to do in a container without internet: the offline override (a file that must exist).
+    assert "FASHION_MNIST_DIR=" in message and "docker-compose.offline.yml" in message
+    assert (REPO_ROOT / "docker-compose.offline.yml").is_file()
 
 
 def test_validation_split_is_disjoint_and_reproducible(tiny_data_dir):
