@@ -3,8 +3,8 @@
 import importlib
 import sys
 
-BENCHMARKS = ("training_throughput", "training_accuracy", "inference_throughput", "frontend_cache", "calibration",
-              "explain")
+BENCHMARKS = ("training_throughput", "training_accuracy", "inference_throughput", "frontend_cache", "photos",
+              "calibration", "explain")
 
 
 def main(names: list[str]) -> int:

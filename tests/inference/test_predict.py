@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import requests
+from PIL import Image
 
 from tests.inference.helpers import encode, files, offline_probabilities
 
@@ -84,14 +85,12 @@ def test_top_k_is_ordered_and_probabilities_sum_to_one(default_server, real_subs
 
 def test_a_picture_on_a_white_background_is_inverted(default_server, real_subset, offline):
     """A product photo (dark object on white, larger, not square) is classified like the original image."""
-    from PIL import Image
-
     images, _ = real_subset
     probabilities, _ = offline
     index = int(np.argmax(probabilities.max(1)))
     photo = Image.fromarray(255 - images[index]).resize((112, 112), Image.Resampling.NEAREST)
     canvas = Image.new("L", (112, 160), 255)
-    canvas.paste(photo, (0, 24))  # a tall picture: padding to square must keep the aspect ratio
+    canvas.paste(photo, (0, 24))  # a tall picture with margins: the garment is found, cropped and centred
     result = requests.post(f"{default_server}/predict", files=files([encode(np.asarray(canvas))]), timeout=10).json()
     assert result["class_id"] == int(probabilities[index].argmax())
 
@@ -105,3 +104,18 @@ def test_batch_answers_keep_input_order_and_single_answers_are_objects(default_s
     assert [p["class_id"] for p in batch["predictions"]] == probabilities[order].argmax(1).tolist()
     single = requests.post(f"{default_server}/predict", files=files([encode(images[5])]), timeout=10).json()
     assert "predictions" not in single and single["class_id"] == int(probabilities[5].argmax())
+
+
+def test_a_picture_with_two_garments_is_answered_with_a_warning(default_server, real_subset):
+    images, _ = real_subset
+    canvas = np.full((300, 700), 245, dtype=np.uint8)
+    canvas[20:280, 20:280] = 255 - np.asarray(Image.fromarray(images[0]).resize((260, 260)))
+    canvas[60:260, 450:650] = 255 - np.asarray(Image.fromarray(images[1]).resize((200, 200)))
+    answer = requests.post(f"{default_server}/predict", files=files([encode(canvas)]), timeout=10)
+    assert answer.status_code == 200
+    assert [warning["code"] for warning in answer.json()["warnings"]] == ["several_objects"]
+    assert "largest" in answer.json()["warnings"][0]["detail"]
+    explained = requests.post(f"{default_server}/explain", files=files([encode(canvas)]), timeout=30).json()
+    assert explained["warnings"] == answer.json()["warnings"] and explained["class_id"] == answer.json()["class_id"]
+    plain = requests.post(f"{default_server}/predict", files=files([encode(images[0])]), timeout=10).json()
+    assert plain["warnings"] == []
