@@ -85,9 +85,11 @@ def prune_models(artifacts_dir: str | Path, keep: int, serving_dir: str | Path |
     """Delete published models beyond the newest ``keep`` (by publication time), except the manifest's and every one
     a fresh record in ``serving_dir`` names; ``keep`` 0 keeps everything. Returns the versions deleted.
 
-    Crash-safe: each checkpoint goes first, then its metrics (a reader that follows the manifest never meets
-    either), and a metrics file whose checkpoint is gone is deleted by the next run, so an interrupted prune is
-    finished later and never leaves a checkpoint without its metrics.
+    A model is its checkpoint ``models/<version>.pt`` and every other ``models/<version>.*`` file (its metrics, any
+    other form of it). Crash-safe: the checkpoint goes first, then the rest (a reader that follows the manifest
+    never meets any of them), and files whose checkpoint is gone are deleted by the next run, so an interrupted
+    prune is finished later. Publishing writes the checkpoint first, so a model being published is never taken
+    for such a leftover.
     """
     models = Path(artifacts_dir) / "models"
     if keep <= 0 or not models.is_dir():
@@ -101,11 +103,12 @@ def prune_models(artifacts_dir: str | Path, keep: int, serving_dir: str | Path |
         for checkpoint in newest_first[keep:]:
             if checkpoint.name not in protected:
                 checkpoint.unlink(missing_ok=True)
-                checkpoint.with_suffix(".metrics.json").unlink(missing_ok=True)
                 deleted.append(checkpoint.stem)
-        for metrics in models.glob("*.metrics.json"):  # left by an interrupted prune
-            if not metrics.with_name(metrics.name.removesuffix(".metrics.json") + ".pt").exists():
-                metrics.unlink(missing_ok=True)
+        live = [checkpoint.stem for checkpoint in models.glob("*.pt")]
+        for path in models.iterdir():  # the rest of each deleted model, and what an interrupted prune left
+            if path.is_file() and path.suffix != ".pt" and not path.name.startswith(".") and \
+                    not any(path.name.startswith(f"{stem}.") for stem in live):
+                path.unlink(missing_ok=True)
     except OSError as error:  # e.g. a read-only folder: keeping too much is no reason to fail a publish
         log.warning("retention: could not delete old models in %s: %s", models, error)
     if deleted:

@@ -71,7 +71,7 @@ def test_slow_clients_and_big_headers_are_bounded_and_bodies_are_buffered_before
 
 def test_the_edge_runs_unprivileged_read_only_with_its_configuration_bound_read_only():
     edge = compose_config(BASE_FILE)["services"]["edge"]
-    assert edge["user"] == "101:101" and edge["read_only"] is True and edge["tmpfs"] == ["/tmp"]
+    assert edge["user"] == "101:101" and edge["read_only"] is True and edge["tmpfs"] == ["/tmp:size=128m"]
     assert edge["cap_drop"] == ["ALL"]
     assert edge["volumes"] == [f"{EDGE}:/etc/nginx/edge:ro"]
     assert edge["command"] == ["sh", "/etc/nginx/edge/start.sh"]

@@ -80,6 +80,17 @@ def test_an_interrupted_prune_is_finished_by_the_next_one(ten):
     assert _versions(ten) == [f"v{i:02d}" for i in range(1, 10)]
 
 
+def test_every_file_of_a_deleted_model_goes_and_nothing_else(ten):
+    (ten / "models" / "v00.onnx").write_text("another form of v00")
+    (ten / "models" / "v09.onnx").write_text("another form of v09")
+    (ten / "models" / ".v10.pt.x1y2.tmp").write_text("a publication being written")
+    _publish(ten, "v1.5", time.time())  # a version with a dot in its name (not the trainer's, but possible)
+    prune_models(ten, keep=6)
+    assert sorted(path.name for path in (ten / "models").iterdir()) == [
+        ".v10.pt.x1y2.tmp", "v05.metrics.json", "v05.pt", "v06.metrics.json", "v06.pt", "v07.metrics.json", "v07.pt",
+        "v08.metrics.json", "v08.pt", "v09.metrics.json", "v09.onnx", "v09.pt", "v1.5.metrics.json", "v1.5.pt"]
+
+
 def test_keep_zero_keeps_everything_and_a_real_publication_is_pruned_the_same_way(ten, tmp_path):
     assert prune_models(ten, keep=0) == [] and len(_versions(ten)) == 10
     assert prune_models(tmp_path / "never-published", keep=5) == []
