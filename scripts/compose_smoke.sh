@@ -11,11 +11,15 @@
 # 3. up       ONE `up -d` of the whole stack, under its own project name, ports and image tag, with the data set
 #             bound read-only (docker-compose.offline.yml) when FASHION_MNIST_DIR (default ../shared/data) holds
 #             it, else downloaded as by default. A short training run (EPOCHS=1, TRAIN_LIMIT=2000) starts with it.
-# 4. checks   through the published ports only: /predict; Chromium drives the page (tests/frontend/test_browser.py
-#             with FRONTEND_URL); the trained model reaches the API and the page without a restart; the page
-#             survives `stop redis` and caches again after `start`; a killed inference process is restarted by its
-#             restart policy; `down` + `up` serves the trained model without retraining; `down -v` leaves no
-#             container, volume or network of the project.
+# 4. checks   through the edge's published ports only (nginx; the API and the page publish none): /predict;
+#             the edge against slow, oversized and broken clients (tests/reliability/test_edge.py with EDGE_API_URL
+#             and EDGE_PAGE_URL), runs as non-root, and passes the client's address on; Chromium drives the page
+#             (tests/frontend/test_browser.py with FRONTEND_URL); the trained model reaches the API and the page
+#             without a restart and the API records it in the serving volume; the page survives `stop redis` and
+#             caches again after `start`; with the API stopped the edge answers 502 in JSON and finds the API again
+#             after `start` (at its new address); a killed inference process is restarted by its restart policy;
+#             `down` + `up` serves the trained model without retraining; `down -v` leaves no container, volume or
+#             network of the project.
 # The project is removed at the end, on failure too. Killing the process needs the engine's PIDs on this host
 # (Linux, root): Docker Desktop's VM hides them.
 set -euo pipefail
@@ -148,7 +152,7 @@ start_stack() {
     wait_for "API ready" 120 curl -fsS "$api/ready"
     wait_for "page answers 200" 120 page_ok
     timings[up_to_page]=$((SECONDS - started))
-    wait_for "inference and frontend healthy by their compose health checks" 60 all healthy inference frontend
+    wait_for "inference, frontend and edge healthy by their compose health checks" 60 all healthy inference frontend edge
     page_sees inference.ready || fail "the page does not see a ready API: $(field "$page/health" inference.detail)"
     default_version="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["model_version"])' \
         models/default/latest.json)"
@@ -170,6 +174,41 @@ print(f"compose-smoke: ok: /predict says {answer['label']} ({answer['confidence'
 PY
 }
 
+check_edge() {
+    local service marker edge_line page_line
+    for service in inference frontend redis trainer; do
+        [[ -z "$(docker port "$(container "$service")" 2>/dev/null)" ]] || fail "$service publishes a port"
+    done
+    [[ "$(compose exec -T edge id -u | tr -d '\r')" == 101 ]] || fail "nginx does not run as uid 101"
+    EDGE_API_URL="$api" EDGE_PAGE_URL="$page" "$python" -m pytest -q -p no:cacheprovider -rA \
+        tests/reliability/test_edge.py || fail "the edge checks failed against $api and $page"
+    say "ok: the edge refuses slow, oversized and broken requests in JSON, and publishes alone"
+    # The page sees the client's address (as the edge saw it), not the edge's, and not one the client made up.
+    marker="smoke-$RANDOM$RANDOM"
+    curl -fsS -o /dev/null -H "X-Forwarded-For: 203.0.113.7" "$page/health?$marker"
+    sleep 1
+    edge_line="$(docker logs "$(container edge)" 2>/dev/null | grep "$marker" | tail -1)"
+    page_line="$(docker logs "$(container frontend)" 2>&1 | grep "$marker" | tail -1)"
+    [[ -n "$edge_line" && -n "$page_line" ]] || fail "the request is not in the logs (edge: '$edge_line', page: '$page_line')"
+    [[ "${page_line%% *}" == "${edge_line%% *}" && "${page_line%% *}" != 203.0.113.7 ]] \
+        || fail "the page logged ${page_line%% *} for a client the edge saw as ${edge_line%% *}"
+    say "ok: the page logs the client's address ${page_line%% *}, as the edge saw it"
+}
+
+check_api_restart_behind_edge() {
+    local answer address
+    address="$(inspect inference '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}')"
+    compose stop inference
+    answer="$(curl -s -w ' %{http_code}' --max-time 10 "$api/ready")"
+    [[ "$answer" == *'"error": "upstream_unavailable"'*' 502' ]] || fail "with the API stopped the edge answered $answer"
+    page_ok || fail "the page does not answer 200 with the API stopped"
+    say "ok: API stopped: the edge answers 502 in JSON, the page still 200"
+    compose start inference
+    wait_for "the edge reaches the restarted API" 120 curl -fsS "$api/ready"
+    say "the API was at $address, now at $(inspect inference '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}')"
+    wait_for "page sees the API again" 60 page_sees inference.ready
+}
+
 check_browser() {
     FRONTEND_URL="$page" FRONTEND_API_URL="$api" "$python" -m pytest -q -p no:cacheprovider \
         tests/frontend/test_browser.py -k "not documentation" || fail "the browser tests failed against $page"
@@ -189,6 +228,9 @@ check_training_published() {
     [[ "$(inspect inference '{{.State.StartedAt}}') $(inspect inference '{{.RestartCount}}')" == "$started $restarts" ]] \
         || fail "the inference container was restarted"
     say "ok: switched to the trained model without a restart"
+    compose exec -T inference sh -c 'cat /app/serving/*.json' | grep -q "\"models/$version.pt\"" \
+        || fail "the API's serving record does not name models/$version.pt"
+    say "ok: the API records what it serves (for the trainer's retention)"
     trained_version="$version"
 }
 
@@ -250,9 +292,11 @@ build_images
 use_local_data
 start_stack
 check_predict
+check_edge
 check_browser
 check_training_published
 check_redis_outage
+check_api_restart_behind_edge
 check_inference_crash
 check_down_up_keeps_model
 check_down_removes_everything

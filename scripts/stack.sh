@@ -9,6 +9,8 @@
 #
 # Each process runs in its own session (setsid), so stopping its process group also stops its workers, and
 # nothing else is ever signalled: a pid file is acted on only while its process still runs the expected command.
+# No edge here (that is the compose stack's nginx): the servers listen on BIND_ADDRESS themselves. The inference
+# service records the model it serves in RUN_DIR/serving, where the trainer's retention (KEEP_MODELS) sees it.
 # Settings (environment): BIND_ADDRESS, INFERENCE_PORT, FRONTEND_PORT, REDIS_URL, DATA_DIR, ARTIFACTS_DIR,
 # DEFAULT_MODEL_DIR, DOWNLOAD, TRAIN (auto|yes|no), RUN_DIR, PYTHON, START_TIMEOUT; everything else in the
 # environment (EPOCHS, DEVICE, SECRET_KEY, ...) reaches the services unchanged.
@@ -226,7 +228,7 @@ start_trainer() {  # $1: whether the data set is there
     fi
     say "trainer: training in the background (nice 10), log: $LOG_DIR/trainer.log"
     start trainer nice -n 10 env DATA_DIR="$DATA_DIR" ARTIFACTS_DIR="$ARTIFACTS_DIR" DOWNLOAD=false \
-        "$PYTHON" -m services.trainer
+        SERVING_DIR="$RUN_DIR/serving" "$PYTHON" -m services.trainer
 }
 
 cmd_up() {
@@ -237,7 +239,7 @@ cmd_up() {
     local have_data=no
     ensure_data && have_data=yes
     start_server inference "$INFERENCE_PORT" DATA_DIR="$DATA_DIR" ARTIFACTS_DIR="$ARTIFACTS_DIR" \
-        DEFAULT_MODEL_DIR="$DEFAULT_MODEL_DIR" DOWNLOAD=false
+        DEFAULT_MODEL_DIR="$DEFAULT_MODEL_DIR" DOWNLOAD=false SERVING_DIR="$RUN_DIR/serving"
     start_server frontend "$FRONTEND_PORT" INFERENCE_URL="$INFERENCE_URL" REDIS_URL="$REDIS_URL"
     wait_http inference "$INFERENCE_URL/ready"
     wait_http frontend "$FRONTEND_URL/health"

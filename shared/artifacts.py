@@ -8,9 +8,14 @@
 
 Publishing writes the checkpoint and its metrics completely first and only then replaces the manifest, each
 step atomically, so a reader that follows the manifest never reaches a partial file.
+
+Retention (``prune_models``, run by the trainer after it publishes): the newest KEEP_MODELS published models stay,
+and so does the one the manifest names and every one a running inference service reports serving
+(``shared.serving``); the others are deleted, checkpoint first, then its metrics.
 """
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +23,9 @@ from typing import Any
 
 from shared.atomic import write_json_atomic
 from shared.checkpoint import save_checkpoint
+from shared.serving import served_checkpoints
+
+log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "latest.json"
 
@@ -71,3 +79,39 @@ def _published(artifacts_dir: Path, manifest: dict[str, Any]) -> PublishedModel:
         metrics_path=artifacts_dir / manifest["metrics"],
         published_at=str(manifest.get("published_at", "")),
     )
+
+
+def prune_models(artifacts_dir: str | Path, keep: int, serving_dir: str | Path | None = None) -> list[str]:
+    """Delete published models beyond the newest ``keep`` (by publication time), except the manifest's and every one
+    a fresh record in ``serving_dir`` names; ``keep`` 0 keeps everything. Returns the versions deleted.
+
+    A model is its checkpoint ``models/<version>.pt`` and every other ``models/<version>.*`` file (its metrics, any
+    other form of it). Crash-safe: the checkpoint goes first, then the rest (a reader that follows the manifest
+    never meets any of them), and files whose checkpoint is gone are deleted by the next run, so an interrupted
+    prune is finished later. Publishing writes the checkpoint first, so a model being published is never taken
+    for such a leftover.
+    """
+    models = Path(artifacts_dir) / "models"
+    if keep <= 0 or not models.is_dir():
+        return []
+    manifest = read_manifest(artifacts_dir)
+    protected = {manifest.checkpoint_path.name} if manifest is not None else set()
+    protected |= {Path(name).name for name in served_checkpoints(Path(serving_dir) if serving_dir else None)}
+    newest_first = sorted(models.glob("*.pt"), key=lambda path: path.stat().st_mtime_ns, reverse=True)
+    deleted = []
+    try:
+        for checkpoint in newest_first[keep:]:
+            if checkpoint.name not in protected:
+                checkpoint.unlink(missing_ok=True)
+                deleted.append(checkpoint.stem)
+        live = [checkpoint.stem for checkpoint in models.glob("*.pt")]
+        for path in models.iterdir():  # the rest of each deleted model, and what an interrupted prune left
+            if path.is_file() and path.suffix != ".pt" and not path.name.startswith(".") and \
+                    not any(path.name.startswith(f"{stem}.") for stem in live):
+                path.unlink(missing_ok=True)
+    except OSError as error:  # e.g. a read-only folder: keeping too much is no reason to fail a publish
+        log.warning("retention: could not delete old models in %s: %s", models, error)
+    if deleted:
+        log.info("retention: deleted %d published model(s) beyond the newest %d: %s", len(deleted), keep,
+                 ", ".join(deleted))
+    return deleted

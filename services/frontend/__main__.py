@@ -21,6 +21,7 @@ def gunicorn_argv(settings: Settings) -> list[str]:
         "--access-logfile", "-",
         "--error-logfile", "-",
         "--no-control-socket",  # gunicorn 27 otherwise shares one socket path between instances
+        "--forwarded-allow-ips", settings.forwarded_allow_ips,  # the edge: its X-Forwarded-Proto is believed
         "services.frontend.app:create_app()",
     ]
 

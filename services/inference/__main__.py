@@ -23,6 +23,8 @@ def main() -> None:
         reload=False,
         log_level=settings.log_level.lower(),
         access_log=False,  # a log line per request costs more than the prediction; Prometheus counts requests
+        proxy_headers=True,  # the client address behind the edge (X-Forwarded-For), only from FORWARDED_ALLOW_IPS
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         loop="uvloop",
         http="httptools",
     )

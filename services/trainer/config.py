@@ -36,6 +36,10 @@ class TrainSettings(BaseSettings):
     train_limit: int = Field(0, ge=0, description="use only this many training images (0 = all); for smoke runs")
     num_threads: int = Field(0, ge=0, description="CPU threads for torch (0 = torch's default)")
     retrain: bool = Field(False, description="start over even if these settings already finished or can resume")
+    keep_models: int = Field(5, ge=0, description="published models kept after publishing (0 = all); the manifest's "
+                                                  "and any a running inference service serves are always kept")
+    serving_dir: Path | None = Field(None, description="where inference services record what they serve (their "
+                                                       "SERVING_DIR); those models are never deleted")
 
     def uses_bf16(self, device: torch.device) -> bool:
         return self.precision == "bf16" or (self.precision == "auto" and has_fast_bf16(device))

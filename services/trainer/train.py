@@ -21,7 +21,7 @@ from services.trainer.calibration import calibration_report
 from services.trainer.config import TrainSettings
 from services.trainer.evaluation import classification_report, evaluate
 from services.trainer.report import build_metrics
-from shared.artifacts import publish_model, run_dir
+from shared.artifacts import prune_models, publish_model, run_dir
 from shared.checkpoint import CheckpointError, build_checkpoint, load_checkpoint, save_checkpoint
 from shared.data import DatasetNotFoundError, Split, load_split, train_val_split
 from shared.device import DeviceUnavailableError, resolve_device
@@ -190,6 +190,7 @@ def finish(settings, device, train, val, test, history, best) -> int:
     last = load_checkpoint(run_folder / "last.pt").data
     last.update(completed=True, published_version=published.model_version)
     save_checkpoint(run_folder / "last.pt", last)
+    prune_models(settings.artifacts_dir, settings.keep_models, settings.serving_dir)  # retention: KEEP_MODELS
     log.info("published %s: test accuracy %.4f, macro F1 %.4f (best epoch %d, val accuracy %.4f); temperature %.3f, "
              "test ECE %.4f -> %.4f", published.model_version, metrics["test_accuracy"], metrics["macro_f1"],
              best["epoch"], best["val_accuracy"], temperature, calibration["test"]["before"]["ece"],

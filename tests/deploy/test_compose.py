@@ -37,9 +37,10 @@ def volume_mounts(service: dict) -> dict[str, tuple[str, str]]:
     return mounts
 
 
-def test_the_stack_has_redis_and_the_three_services_built_from_their_dockerfiles(base):
-    assert set(base) == {"redis", "trainer", "inference", "frontend"}
+def test_the_stack_has_redis_the_edge_and_the_three_services_built_from_their_dockerfiles(base):
+    assert set(base) == {"redis", "trainer", "inference", "frontend", "edge"}
     assert base["redis"]["image"].startswith("redis:7")
+    assert base["edge"]["image"] == "nginx:alpine" and "build" not in base["edge"], "the official image, as is"
     for name in SERVICES:
         build = base[name]["build"]
         assert build["context"] == str(REPO_ROOT), f"{name} must be built with the repository root as context"
@@ -61,6 +62,10 @@ def test_named_volumes_trainer_writes_artifacts_and_inference_reads_them_only(ba
     trainer, inference = volume_mounts(base["trainer"]), volume_mounts(base["inference"])
     assert trainer["/app/artifacts"] == ("artifacts", "rw")
     assert inference["/app/artifacts"] == ("artifacts", "ro")
+    # What inference serves, for the trainer's retention: written by inference, only read by the trainer.
+    assert inference["/app/serving"] == ("serving", "rw") and trainer["/app/serving"] == ("serving", "ro")
+    assert base["inference"]["environment"]["SERVING_DIR"] == base["trainer"]["environment"]["SERVING_DIR"] == \
+        "/app/serving"
     # Each data volume has one writer: two containers never download into the same files.
     assert trainer["/app/data"][0] != inference["/app/data"][0]
     assert base["trainer"]["environment"]["DATA_DIR"] == "/app/data"
@@ -72,17 +77,16 @@ def test_named_volumes_trainer_writes_artifacts_and_inference_reads_them_only(ba
     assert "volumes" not in base["redis"], "redis is a cache: nothing persisted"
 
 
-def test_ports_are_published_on_localhost_only_by_default(base):
-    assert base["frontend"]["ports"] == ["127.0.0.1:5000:5000/tcp"]
-    assert base["inference"]["ports"] == ["127.0.0.1:8000:8000/tcp"]
-    assert "ports" not in base["trainer"] and "ports" not in base["redis"]
+def test_only_the_edge_publishes_ports_on_localhost_by_default(base):
+    assert base["edge"]["ports"] == ["127.0.0.1:5000:5000/tcp", "127.0.0.1:8000:8000/tcp"]
+    for name in ("redis", "trainer", "inference", "frontend"):
+        assert "ports" not in base[name], f"{name} is reached through the edge only"
 
 
 def test_ports_and_bind_address_come_from_the_environment():
     services = compose_config(BASE_FILE, env={"BIND_ADDRESS": "0.0.0.0", "FRONTEND_PORT": "8080",
                                               "INFERENCE_PORT": "9000"})["services"]
-    assert services["frontend"]["ports"] == ["0.0.0.0:8080:5000/tcp"]
-    assert services["inference"]["ports"] == ["0.0.0.0:9000:8000/tcp"]
+    assert services["edge"]["ports"] == ["0.0.0.0:8080:5000/tcp", "0.0.0.0:9000:8000/tcp"]
 
 
 def test_servers_listen_on_all_container_interfaces_and_find_each_other_by_service_name(base):
@@ -92,20 +96,25 @@ def test_servers_listen_on_all_container_interfaces_and_find_each_other_by_servi
     assert base["frontend"]["environment"]["PORT"] == "5000"
     assert base["frontend"]["environment"]["INFERENCE_URL"] == "http://inference:8000"
     assert base["frontend"]["environment"]["REDIS_URL"] == "redis://redis:6379/0"
+    for name in ("inference", "frontend"):  # the client address behind the edge (see the comment in the file)
+        assert base[name]["environment"]["FORWARDED_ALLOW_IPS"] == "*"
 
 
 def test_healthchecks_and_start_order(base):
     assert base["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
     assert base["inference"]["healthcheck"]["test"] == ["CMD", "python", "-m", "shared.healthcheck", "/ready"]
     assert base["frontend"]["healthcheck"]["test"] == ["CMD", "python", "-m", "shared.healthcheck", "/health"]
-    for name in ("redis", "inference", "frontend"):
+    assert base["edge"]["healthcheck"]["test"][:2] == ["CMD", "curl"]
+    for name in ("redis", "inference", "frontend", "edge"):
         # Podman's Docker API splits CMD elements on spaces; Docker does not. Without spaces both run the same.
         assert not any(" " in element for element in base[name]["healthcheck"]["test"]), name
     assert base["frontend"]["depends_on"] == {"redis": {"condition": "service_healthy"},
                                               "inference": {"condition": "service_healthy"}}
-    # The page and the API never wait for training.
-    for name in ("inference", "frontend"):
+    # The page and the API never wait for training; the edge starts with them and answers 502 until they answer.
+    for name in ("inference", "frontend", "edge"):
         assert "trainer" not in base[name].get("depends_on", {})
+    assert base["edge"]["depends_on"] == {"inference": {"condition": "service_started"},
+                                          "frontend": {"condition": "service_started"}}
 
 
 def test_trainer_is_a_one_shot_job_that_is_not_restarted_after_success(base):
@@ -119,7 +128,7 @@ def test_trainer_is_a_one_shot_job_that_is_not_restarted_after_success(base):
 def test_trainer_defaults_in_compose_are_the_trainers_own_defaults(base):
     """A default spelled differently in compose would silently make `docker compose up` train another recipe."""
     env, defaults = base["trainer"]["environment"], TrainSettings()
-    for name in ("EPOCHS", "BATCH_SIZE", "LR", "SEED", "TRAIN_LIMIT"):
+    for name in ("EPOCHS", "BATCH_SIZE", "LR", "SEED", "TRAIN_LIMIT", "KEEP_MODELS"):
         field = name.lower()
         assert type(getattr(defaults, field))(env[name]) == getattr(defaults, field), name
 

@@ -52,10 +52,17 @@ def artifacts(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def inference(compose_services, artifacts, tiny_data_dir, default_model_dir, tmp_path_factory):
+def serving(tmp_path_factory) -> Path:
+    """The `serving` volume: the inference service writes what it serves there, the trainer reads it."""
+    return tmp_path_factory.mktemp("serving-volume")
+
+
+@pytest.fixture(scope="module")
+def inference(compose_services, artifacts, serving, tiny_data_dir, default_model_dir, tmp_path_factory):
     port = free_port()
     env = local_env(compose_services["inference"],
-                    {"/app/data": tiny_data_dir, "/app/artifacts": artifacts, "/app/models/default": default_model_dir},
+                    {"/app/data": tiny_data_dir, "/app/artifacts": artifacts, "/app/models/default": default_model_dir,
+                     "/app/serving": serving},
                     HOST="127.0.0.1", PORT=str(port))
     log = tmp_path_factory.mktemp("logs") / "inference.log"
     with ServerProcess(container_command("inference"), f"http://127.0.0.1:{port}/ready", env, log) as server:
@@ -88,12 +95,13 @@ def test_frontend_command_serves_the_page(compose_services, inference, redis_ser
 
 
 def test_trainer_command_publishes_a_model_the_api_switches_to_and_does_not_retrain(
-        compose_services, inference, artifacts, tmp_path):
+        compose_services, inference, artifacts, serving, tmp_path):
     data = tmp_path / "trainer-data"
     shutil.copytree(inference[0].env["DATA_DIR"], data)  # the trainer's own data volume
     # A smoke run as a user would ask for it (the tiny data set has 600 images; BATCH_SIZE 64 gives the one-cycle
     # schedule enough steps: with 4 steps per run OneCycleLR divides by zero, see the report).
-    env = {**local_env(compose_services["trainer"], {"/app/data": data, "/app/artifacts": artifacts}),
+    env = {**local_env(compose_services["trainer"], {"/app/data": data, "/app/artifacts": artifacts,
+                                                      "/app/serving": serving}),
            "EPOCHS": "1", "VAL_SIZE": "100", "BATCH_SIZE": "64", "NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
     first = subprocess.run(container_command("trainer"), cwd=REPO_ROOT, env=env, capture_output=True, text=True,
                            timeout=120)
@@ -108,6 +116,12 @@ def test_trainer_command_publishes_a_model_the_api_switches_to_and_does_not_retr
         assert time.monotonic() < deadline, f"the API still serves {model}"
         time.sleep(0.3)
     assert model["source"] == "artifacts"
+    # ... and records it in the serving volume (written right after the swap), where the trainer's retention looks.
+    expected = [("artifacts", f"models/{version}.pt")]
+    while (records := [(record["source"], record["checkpoint"]) for record in
+                       map(json.loads, (path.read_text() for path in serving.glob("*.json")))]) != expected:
+        assert time.monotonic() < deadline, records
+        time.sleep(0.1)
 
     # A second `docker compose up` (RETRAIN=0): the trainer sees the finished run and exits 0 without training.
     second = subprocess.run(container_command("trainer"), cwd=REPO_ROOT, env=env, capture_output=True, text=True,

@@ -33,6 +33,8 @@ def test_metrics_json_describes_the_serving_model(default_server, default_model_
     assert metrics["model"]["source"] == "default" and metrics["model"]["device"] == "cpu"
     assert metrics["model"]["published_at"] == published.published_at and metrics["model"]["loaded_at"]
     assert metrics["training"] == json.loads(published.metrics_path.read_text())
+    assert metrics["model"]["checkpoint"] == published.checkpoint_path.relative_to(default_model_dir).as_posix()
+    assert str(default_model_dir) not in json.dumps(metrics), "no server path in answers"
     assert metrics["reload"] == {"last_error": None, "rejected": []}
     assert metrics["samples"] == {"available": 10000}
 
@@ -92,4 +94,15 @@ def test_openapi_documents_every_endpoint_and_both_predict_bodies(default_server
             "/metrics/prometheus"} <= set(schema["paths"])
     content = schema["paths"]["/predict"]["post"]["requestBody"]["content"]
     assert {"multipart/form-data", "application/json"} <= set(content)
+    # What is really accepted: 1 to MAX_FILES non-empty files; exactly one of pixels or instances, never null.
+    upload = content["multipart/form-data"]["schema"]
+    assert upload["required"] == ["file"]
+    assert upload["properties"]["file"]["minItems"] == 1 and upload["properties"]["file"]["maxItems"] == 64
+    assert upload["properties"]["file"]["items"] == {"type": "string", "format": "binary", "minLength": 1}
+    body = content["application/json"]["schema"]
+    assert body["oneOf"] == [{"required": ["pixels"]}, {"required": ["instances"]}]
+    assert body["additionalProperties"] is False and "anyOf" not in body["properties"]["pixels"]
+    assert body["properties"]["instances"]["maxItems"] == 256
+    explain = schema["paths"]["/explain"]["post"]["requestBody"]["content"]
+    assert explain["multipart/form-data"]["schema"]["properties"]["file"]["minLength"] == 1
     assert requests.get(f"{default_server}/docs", timeout=5).status_code == 200

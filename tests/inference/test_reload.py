@@ -25,13 +25,17 @@ def _wait_until(condition, timeout: float = 20.0, what: str = "condition"):
         time.sleep(0.1)
 
 
-def _republish_changed(artifacts_dir) -> str:
-    """Publish the current model with slightly changed weights: a new, valid version."""
+def _republish_changed(artifacts_dir, from_version: str | None = None) -> str:
+    """Publish the current model (or ``from_version``) with slightly changed weights: a new, valid version."""
     current = read_manifest(artifacts_dir)
-    model = load_checkpoint(current.checkpoint_path).build_model("cpu")
+    checkpoint_path, metrics_path = current.checkpoint_path, current.metrics_path
+    if from_version is not None:
+        checkpoint_path = artifacts_dir / "models" / f"{from_version}.pt"
+        metrics_path = artifacts_dir / "models" / f"{from_version}.metrics.json"
+    model = load_checkpoint(checkpoint_path).build_model("cpu")
     with torch.no_grad():
         model.classifier[1].bias.add_(0.01)
-    metrics = json.loads(current.metrics_path.read_text())
+    metrics = json.loads(metrics_path.read_text())
     checkpoint = build_checkpoint(model, hyperparameters={"note": "republished by a test"}, epoch=1,
                                   metrics={"test_accuracy": metrics["test_accuracy"]})
     metrics["model_version"] = checkpoint["model_version"]
@@ -51,6 +55,10 @@ def test_not_ready_without_any_model_then_ready_once_one_is_published(start_serv
             assert answer.status_code == 503 and answer.json()["error"] == "not_ready"
         assert requests.get(f"{url}/health", timeout=5).status_code == 200
         assert requests.get(f"{url}/metrics", timeout=5).json()["model"] is None
+        samples = _wait_until(lambda: (answer := requests.get(f"{url}/samples/0", timeout=5).json())["detail"] !=
+                              "the test images are still loading" and answer, what="the samples' loading to fail")
+        assert samples["error"] == "samples_unavailable" and "DATA_DIR/FashionMNIST/raw" in samples["detail"]  # where
+        assert str(tmp_path) not in samples["detail"], "no server path in answers"
 
         shutil.copytree(tiny_artifacts / "models", artifacts / "models")  # files first, manifest last
         shutil.copy(tiny_artifacts / MANIFEST_NAME, artifacts / MANIFEST_NAME)
@@ -106,12 +114,22 @@ def test_hot_reload_under_load_never_fails_a_request_and_refuses_a_corrupt_model
                                                       "metrics": "models/broken.metrics.json"})
         reload = _wait_until(lambda: requests.get(f"{url}/metrics", timeout=5).json()["reload"]["rejected"],
                              what="the rejection in /metrics")
-        assert reload[0]["path"].endswith("broken.pt") and "not a readable checkpoint" in reload[0]["error"]
+        assert reload[0]["path"] == "models/broken.pt" and "not a readable checkpoint" in reload[0]["error"]
+        assert reload[0]["error"].startswith("ARTIFACTS_DIR/models/broken.pt: ") and reload[0]["at"]
         metrics = requests.get(f"{url}/metrics", timeout=5).json()
         assert metrics["model"]["version"] == new_version and metrics["reload"]["last_error"]
+        assert metrics["model"]["checkpoint"] == f"models/{new_version}.pt"
+        assert str(tmp_path) not in requests.get(f"{url}/metrics", timeout=5).text, "no server path in answers"
         answer = requests.post(f"{url}/predict", json={"pixels": PIXELS}, timeout=5)
         assert answer.status_code == 200 and answer.json()["model_version"] == new_version
         assert requests.get(f"{url}/ready", timeout=5).json()["model_version"] == new_version
         prometheus = requests.get(f"{url}/metrics/prometheus", timeout=5).text
         assert 'inference_model_reloads_total{outcome="rejected"} 1.0' in prometheus
         assert f'inference_model_info{{device="cpu",source="artifacts",version="{new_version}"}} 1.0' in prometheus
+
+        # A good publication after it: the error is over (last_error clears), the history stays.
+        fixed_version = _republish_changed(artifacts, from_version=new_version)
+        _wait_until(lambda: requests.get(f"{url}/ready", timeout=5).json()["model_version"] == fixed_version,
+                    what="the good model after the broken one")
+        reload = requests.get(f"{url}/metrics", timeout=5).json()["reload"]
+        assert reload["last_error"] is None and [entry["path"] for entry in reload["rejected"]] == ["models/broken.pt"]

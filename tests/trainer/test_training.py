@@ -135,7 +135,8 @@ def test_sigterm_stops_promptly_and_the_run_resumes(tiny_data_dir, tmp_path):
     assert len(json.loads((tmp_path / "metrics.json").read_text())["history"]) == 40
 
 
-def test_a_reader_polling_the_manifest_never_meets_a_partial_checkpoint(tiny_data_dir, tmp_path):
+def test_a_reader_polling_the_manifest_never_meets_a_partial_or_deleted_checkpoint(tiny_data_dir, tmp_path):
+    """Three publications with KEEP_MODELS=2: retention deletes the oldest meanwhile, never what the manifest names."""
     seen, failures, done = set(), [], threading.Event()
 
     def poll() -> None:
@@ -152,12 +153,14 @@ def test_a_reader_polling_the_manifest_never_meets_a_partial_checkpoint(tiny_dat
     reader.start()
     try:
         for seed in (1, 2, 3):
-            assert run(tiny_settings(tiny_data_dir, tmp_path, seed=seed, epochs=1), StopFlag()) == 0
+            assert run(tiny_settings(tiny_data_dir, tmp_path, seed=seed, epochs=1, keep_models=2), StopFlag()) == 0
     finally:
         done.set()
         reader.join()
     assert failures == []
     assert len(seen) >= 2
+    kept = sorted(path.name for path in (tmp_path / "models").iterdir())
+    assert len(kept) == 4 and f"{read_manifest(tmp_path).model_version}.pt" in kept, kept  # 2 checkpoints + metrics
 
 
 def test_missing_data_fails_with_a_clear_message(tmp_path):

@@ -11,6 +11,7 @@ from services.frontend.app import views
 from services.frontend.app.api_client import InferenceClient
 from services.frontend.app.cache import Cache
 from services.frontend.app.config import Settings
+from services.frontend.app.proxy import TrustedProxyFix
 from services.frontend.app.samples import SampleService
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> Flask:
                             settings.top_k)
     app.extensions["fmnist"] = views.Services(settings, api, cache, samples)
     app.register_blueprint(views.bp)
+    app.wsgi_app = TrustedProxyFix(app.wsgi_app, settings.forwarded_allow_ips)  # the client's address behind the edge
     app.register_error_handler(RequestEntityTooLarge, views.handle_too_large)
     app.register_error_handler(HTTPException, views.handle_http_error)
     app.register_error_handler(Exception, views.handle_unexpected)

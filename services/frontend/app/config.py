@@ -15,6 +15,8 @@ class Settings(BaseSettings):
     workers: int = Field(2, ge=1, description="gunicorn worker processes")
     threads: int = Field(4, ge=1, description="threads per gunicorn worker (requests mostly wait on the API)")
     worker_timeout_s: int = Field(30, ge=5, description="gunicorn kills a worker stuck this long")
+    forwarded_allow_ips: str = Field("127.0.0.1,::1", description="peers (addresses or networks) whose "
+                                     "X-Forwarded-For/-Proto are believed: the edge's (gunicorn's setting too)")
 
     sample_ttl_s: int = Field(3600, ge=1, description="how long a rendered sample + prediction stays cached")
     metrics_ttl_s: float = Field(10.0, ge=0, description="how long the API's /metrics stays cached (0 = never)")

@@ -8,8 +8,9 @@ itself, so it never sits idle waiting for the busy event loop to schedule the ne
 * While the worker computes, new jobs queue up; the next batch takes everything queued, up to MAX_BATCH_SIZE
   images (a job that would overflow it starts the following batch; a single request with more images than
   that runs alone, in passes of MAX_BATCH_SIZE).
-* MAX_BATCH_WAIT_MS only applies when requests are known to be on their way (admitted by the route and still
-  being parsed: see ``arriving``); then a batch waits at most that long for them, never for strangers.
+* MAX_BATCH_WAIT_MS only applies when requests are known to be on their way (their body fully received and
+  still being parsed: see ``arriving``); then a batch waits at most that long for them, never for strangers, and
+  never for a client that is still sending (or has stalled in the middle of) its upload.
 
 Results go back to the event loop with one ``call_soon_threadsafe`` per batch. With BATCHING=false the same
 worker runs every job as its own batch: the baseline the benchmark compares against.
@@ -53,7 +54,8 @@ class MicroBatcher:
 
     @contextlib.contextmanager
     def arriving(self) -> Iterator[None]:
-        """Wrap a request's parsing: a batch may briefly wait for requests inside this block."""
+        """Wrap a request's parsing, once its body is complete: a batch may briefly wait for requests inside this
+        block, so it must never hold one whose input still depends on the network."""
         self._arriving += 1
         try:
             yield

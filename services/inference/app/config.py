@@ -35,6 +35,10 @@ class Settings(BaseSettings):
         2.0, ge=0, description="how long a batch may wait for requests already being parsed; a lone one never waits"
     )
     reload_interval_s: float = Field(2.0, gt=0, description="how often the artifacts manifest is checked")
+    serving_dir: Path | None = Field(None, description="where this process records the model it serves, so the "
+                                                       "trainer's retention never deletes it (shared/serving.py)")
+    forwarded_allow_ips: str = Field("127.0.0.1,::1", description="addresses (or networks) whose X-Forwarded-For "
+                                                                 "is trusted: the edge's (uvicorn's setting)")
 
     @property
     def model_threads(self) -> int:

@@ -12,6 +12,7 @@ from typing import Annotated
 import numpy as np
 from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from services.inference.app.config import Settings
 from services.inference.app.errors import ApiError, describe_validation_errors
@@ -34,9 +35,11 @@ Pixels = Annotated[list[Row], Field(min_length=IMAGE_SIDE, max_length=IMAGE_SIDE
 class PredictJson(BaseModel):
     """Exactly one of ``pixels`` (one image) or ``instances`` (several, answered in order)."""
 
-    model_config = ConfigDict(extra="forbid")
-    pixels: Pixels | None = None
-    instances: Annotated[list[Pixels], Field(min_length=1)] | None = None
+    # The schema says what is accepted: one of the two keys (`oneOf`), never null, nothing else.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [{"required": ["pixels"]},
+                                                                           {"required": ["instances"]}]})
+    pixels: Pixels | SkipJsonSchema[None] = None
+    instances: Annotated[list[Pixels], Field(min_length=1)] | SkipJsonSchema[None] = None
 
     @model_validator(mode="after")
     def exactly_one(self) -> "PredictJson":

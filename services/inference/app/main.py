@@ -1,13 +1,15 @@
 """The app factory. The lifespan builds everything stateful ONCE per app: the model (loaded at startup, never
 per request, never at import), the micro-batcher and its worker thread, the explainer and its thread, the samples
 loader and the reload poller; nothing lives in module globals, so several apps (tests) can coexist in one process.
+With SERVING_DIR set, the process also records the model it serves there for the trainer (``shared.serving``).
 """
 
 import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import torch
 from fastapi import FastAPI
@@ -17,12 +19,14 @@ from services.inference.app.body_limit import BodySizeLimitMiddleware
 from services.inference.app.config import Settings
 from services.inference.app.errors import install_error_handlers
 from services.inference.app.metrics_prom import Metrics, PrometheusMiddleware
-from services.inference.app.model_store import ModelStore
+from services.inference.app.model_store import LoadedModel, ModelStore
 from services.inference.app.routes import explain, meta, predict, samples
 from services.inference.app.saliency import Explainer
 from services.inference.app.samples import SampleStore
+from services.inference.app.schemas import document_limits
 from services.inference.app.services import Services
 from shared.device import resolve_device
+from shared.serving import ServingRecord
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +39,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = await _start(settings, metrics)
         app.state.services = services
+        record = _record_serving(services.store, settings.serving_dir)
         # Move everything loaded so far (torch, FastAPI, the model: ~370k objects) out of the collector's
         # sight: otherwise every full collection walks them all, a 100-300 ms pause for every request in
         # flight, which was most of the p99 under load. Objects made later are still collected as usual.
         gc.freeze()
-        poller = asyncio.create_task(_poll_forever(services.store, settings.reload_interval_s))
+        poller = asyncio.create_task(_poll_forever(services.store, settings.reload_interval_s,
+                                                   record.touch if record else None))
         try:
             yield
         finally:
@@ -48,10 +54,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await poller
             services.batcher.close()
             services.explainer.close()
+            if record is not None:
+                record.remove()
 
     app = FastAPI(title="FashionMNIST inference API", version="1.0.0", lifespan=lifespan,
                   description="Classifies clothing pictures into the 10 FashionMNIST classes.")
     app.state.metrics = metrics
+    openapi = app.openapi  # built once and cached by FastAPI; the limits go in the first time
+    app.openapi = lambda: document_limits(openapi(), max_files=settings.max_files, max_instances=settings.max_instances)
     install_error_handlers(app)
     for module in (predict, explain, samples, meta):
         app.include_router(module.router)
@@ -78,11 +88,31 @@ async def _start(settings: Settings, metrics: Metrics) -> Services:
                     samples=sample_store, metrics=metrics)
 
 
-async def _poll_forever(store: ModelStore, interval_s: float) -> None:
+async def _poll_forever(store: ModelStore, interval_s: float, after_poll: Callable[[], None] | None = None) -> None:
     """Hot reload: check the manifest every interval, loading in a thread so serving never pauses."""
     while True:
         await asyncio.sleep(interval_s)
         try:
             await asyncio.to_thread(store.poll)
+            if after_poll is not None:
+                after_poll()
         except Exception:  # a poll must never kill the poller; the next one tries again
             log.exception("model reload poll failed")
+
+
+def _record_serving(store: ModelStore, serving_dir: Path | None) -> ServingRecord | None:
+    """Keep SERVING_DIR/<host>-<pid>.json naming the served model, from now on (see ``shared.serving``)."""
+    if serving_dir is None:
+        return None
+    record = ServingRecord(serving_dir)
+
+    def write(loaded: LoadedModel) -> None:
+        try:
+            record.write(loaded.source, loaded.checkpoint, loaded.version)
+        except OSError as error:  # serving matters more than the record; the trainer then keeps more models
+            log.warning("cannot record the served model in %s: %s", serving_dir, error)
+
+    store.on_loaded.append(write)
+    if store.current is not None:
+        write(store.current)
+    return record

@@ -1,12 +1,15 @@
 """Prometheus metrics, on a registry owned by one app (so two apps in one process, e.g. in tests, never clash).
 
 ``PrometheusMiddleware`` is plain ASGI (no per-request task or body copy) and labels requests by route
-template (``/samples/{index}``, not the raw path) so the label set stays small.
+template (``/samples/{index}``, not the raw path) so the label set stays small. A request whose client went away
+before its body was complete is counted with status 499 (see ``errors``), never as a 5xx. The registry also
+carries the process's own figures (``process_resident_memory_bytes``, ``process_open_fds``, ...), which the
+reliability tests watch across model swaps.
 """
 
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -31,6 +34,7 @@ class Metrics:
                                 ["version", "source", "device"], registry=r)
         self.reloads = Counter("inference_model_reloads_total", "Model loads by outcome", ["outcome"], registry=r)
         self.samples = Gauge("inference_samples_available", "Test images available to /samples", registry=r)
+        ProcessCollector(registry=r)
 
     def observe_batch(self, images: int, seconds: float) -> None:
         self.batch_size.observe(images)

@@ -7,8 +7,12 @@ starting point: once a published model serves, a later broken publication never 
 Hot reload: ``poll()`` runs every RELOAD_INTERVAL_S (in a thread, from the app's lifespan). A new checkpoint is
 loaded, checked with a test forward pass and only then swapped in with one attribute assignment. Each batch
 reads ``current`` once, so in-flight requests finish on the model they started with and never fail. A
-corrupt or incompatible checkpoint is refused: logged, listed in ``rejected`` (shown in /metrics), and the old
-model keeps serving. A refused file is not retried until it changes (size or mtime).
+corrupt or incompatible checkpoint is refused: logged, listed in ``rejected`` (shown in /metrics, with when), and
+the old model keeps serving. A refused file is not retried until it changes (size or mtime). ``last_error`` is the
+latest refusal while it is still the latest news: a good load clears it, the history stays in ``rejected``.
+
+What /metrics shows names files relative to their folder (``models/<version>.pt``) and the folders by their
+setting (``redact``): never an absolute path of the server.
 """
 
 import json
@@ -23,6 +27,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from services.inference.app.redact import redact
 from shared.artifacts import PublishedModel, read_manifest
 from shared.checkpoint import CheckpointError, load_checkpoint
 from shared.classes import NUM_CLASSES
@@ -41,6 +46,7 @@ class LoadedModel:
     device: torch.device
     source: Literal["artifacts", "default"]
     checkpoint_path: Path
+    checkpoint: str  # the file as the manifest names it, relative to its folder (``models/<version>.pt``)
     published_at: str
     loaded_at: str
     training_metrics: dict[str, Any]
@@ -50,8 +56,8 @@ class LoadedModel:
 
 @dataclass
 class ReloadState:
-    last_error: str | None = None
-    rejected: list[dict[str, str]] = field(default_factory=list)
+    last_error: str | None = None  # the latest refusal, until a model loads after it
+    rejected: list[dict[str, str]] = field(default_factory=list)  # every refusal (the last 20): checkpoint, error, at
 
 
 def _now() -> str:
@@ -70,10 +76,11 @@ class ModelStore:
     def __init__(self, artifacts_dir: Path, default_model_dir: Path, device: torch.device) -> None:
         self.artifacts_dir, self.default_model_dir, self.device = artifacts_dir, default_model_dir, device
         self.current: LoadedModel | None = None
+        self.folders = {"ARTIFACTS_DIR": artifacts_dir, "DEFAULT_MODEL_DIR": default_model_dir}  # for ``redact``
         self.reload = ReloadState()
         self._refused: set[tuple[str, int, int]] = set()
         self._lock = threading.Lock()  # one poll at a time (startup and the poller may overlap)
-        # Observers (the Prometheus metrics): called with the new model, or with the refused path.
+        # Observers (the Prometheus metrics, the serving record): called with the new model, or the refused file.
         self.on_loaded: list[Callable[[LoadedModel], None]] = []
         self.on_refused: list[Callable[[str], None]] = []
 
@@ -99,9 +106,10 @@ class ModelStore:
         try:
             loaded = self._load(published, source)
         except (CheckpointError, RuntimeError, ValueError, TypeError, KeyError, OSError) as error:
-            self._refuse(published.checkpoint_path, error)
+            self._refuse(published, source, error)
             return False
         previous, self.current = self.current, loaded
+        self.reload.last_error = None
         log.info("serving model %s from %s (was %s)", loaded.version, published.checkpoint_path,
                  previous.version if previous else "none")
         for callback in self.on_loaded:
@@ -117,20 +125,30 @@ class ModelStore:
             raise CheckpointError(f"{published.checkpoint_path}: model outputs {tuple(logits.shape)}")
         return LoadedModel(
             model=model, version=checkpoint.model_version, device=self.device, source=source,
-            checkpoint_path=published.checkpoint_path, published_at=published.published_at, loaded_at=_now(),
+            checkpoint_path=published.checkpoint_path, checkpoint=self._name(published, source),
+            published_at=published.published_at, loaded_at=_now(),
             training_metrics=_read_metrics(published.metrics_path, checkpoint.data.get("metrics", {})),
             temperature=checkpoint.temperature, calibrated=checkpoint.calibrated,
         )
 
-    def _refuse(self, path: Path, error: Exception) -> None:
-        message = str(error)
-        log.error("refusing model %s; %s", path, message)
+    def _name(self, published: PublishedModel, source: Literal["artifacts", "default"]) -> str:
+        """The checkpoint relative to its folder, as the manifest names it."""
+        folder = self.artifacts_dir if source == "artifacts" else self.default_model_dir
+        try:
+            return published.checkpoint_path.relative_to(folder).as_posix()
+        except ValueError:  # a manifest naming a file elsewhere
+            return redact(str(published.checkpoint_path), self.folders)
+
+    def _refuse(self, published: PublishedModel, source: Literal["artifacts", "default"], error: Exception) -> None:
+        path, name = published.checkpoint_path, self._name(published, source)
+        log.error("refusing model %s; %s", path, error)
         self._refused.add(_file_key(path))
+        message = redact(str(error), self.folders)
         self.reload.last_error = message
-        self.reload.rejected = [*self.reload.rejected, {"path": str(path), "error": message, "at": _now()}][
-            -MAX_REJECTIONS_KEPT:]
+        self.reload.rejected = [*self.reload.rejected, {"path": name, "source": source, "error": message,
+                                                        "at": _now()}][-MAX_REJECTIONS_KEPT:]
         for callback in self.on_refused:
-            callback(str(path))
+            callback(name)
 
 
 def _read_metrics(path: Path, fallback: dict[str, Any]) -> dict[str, Any]:

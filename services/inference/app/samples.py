@@ -2,7 +2,7 @@
 
 The test split is loaded in a background thread at startup, so a missing or slow data set never delays
 serving predictions; until it is loaded (or when loading failed) the samples endpoints answer 503
-``samples_unavailable`` with the reason.
+``samples_unavailable`` with the reason (the data folder named by its setting, DATA_DIR: see ``redact``).
 """
 
 import base64
@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from services.inference.app.errors import ApiError
+from services.inference.app.redact import redact
 from shared.classes import CLASS_NAMES
 from shared.data import Split, load_split
 
@@ -38,7 +39,7 @@ class SampleStore:
         try:
             split = load_split(self.data_dir, train=False, download=self.download)
         except Exception as error:  # DatasetNotFoundError, or anything else torchvision raises
-            self._problem = f"test images could not be loaded: {error}"
+            self._problem = f"test images could not be loaded: {redact(str(error), {'DATA_DIR': self.data_dir})}"
             log.warning("samples unavailable: %s", error)
             return
         self._images = split.images.numpy()

@@ -66,3 +66,16 @@ class Ready(BaseModel):
 
 def error_responses(*codes: int) -> dict:
     return {code: {"model": ErrorBody} for code in codes}
+
+
+def document_limits(schema: dict, *, max_files: int, max_instances: int) -> dict:
+    """The OpenAPI schema with this server's limits in the request bodies of /predict: MAX_FILES files per upload,
+    MAX_INSTANCES images per JSON batch (the routes' static descriptions cannot know the settings)."""
+    body = schema.get("paths", {}).get("/predict", {}).get("post", {}).get("requestBody", {}).get("content", {})
+    upload = body.get("multipart/form-data", {}).get("schema", {}).get("properties", {}).get("file")
+    if upload is not None:
+        upload["maxItems"] = max_files
+    instances = body.get("application/json", {}).get("schema", {}).get("properties", {}).get("instances")
+    if instances is not None:
+        instances["maxItems"] = max_instances
+    return schema

@@ -2,11 +2,11 @@
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from services.inference.app.errors import ApiError
 from services.inference.app.inputs import Pixels, parse_top_k, read_one_image
-from services.inference.app.routes.predict import TOP_K
+from services.inference.app.routes.predict import PICTURE, PICTURE_TYPES, TOP_K
 from services.inference.app.schemas import Explanation, error_responses
 from services.inference.app.services import get_services
 
@@ -16,6 +16,7 @@ router = APIRouter(tags=["predict"])
 class ExplainJson(BaseModel):
     """For /docs: the JSON form (parsed like /predict's; ``instances`` is refused)."""
 
+    model_config = ConfigDict(extra="forbid")
     pixels: Pixels
 
 
@@ -24,11 +25,13 @@ OPENAPI = {
     "requestBody": {
         "required": True,
         "content": {
-            "multipart/form-data": {"schema": {
-                "type": "object", "required": ["file"],
-                "properties": {"file": {"type": "string", "format": "binary",
-                                        "description": "one picture (PNG, JPEG, GIF, BMP, WebP)"}},
-            }},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object", "required": ["file"],
+                    "properties": {"file": {**PICTURE, "description": "one picture (PNG, JPEG, GIF, BMP, WebP)"}},
+                },
+                "encoding": {"file": {"contentType": PICTURE_TYPES}},
+            },
             "application/json": {"schema": ExplainJson.model_json_schema(ref_template="#/components/schemas/{model}")},
         },
     }

@@ -11,6 +11,8 @@ from services.inference.app.services import get_services
 
 router = APIRouter(tags=["predict"])
 
+PICTURE = {"type": "string", "format": "binary", "minLength": 1}  # a file's bytes: never empty
+PICTURE_TYPES = "image/png, image/jpeg, image/gif, image/bmp, image/webp"
 TOP_K = {"name": "top_k", "in": "query", "required": False, "description": "how many classes to list (1-10)",
          "schema": {"type": "integer", "minimum": 1, "maximum": 10, "default": 3}}
 OPENAPI = {
@@ -18,13 +20,17 @@ OPENAPI = {
     "requestBody": {
         "required": True,
         "content": {
-            "multipart/form-data": {"schema": {
-                "type": "object", "required": ["file"],
-                "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"},
-                                        "description": "one or more pictures (PNG, JPEG, GIF, BMP, WebP): a "
-                                                       "photo of one garment on a plain background, any size, "
-                                                       "or a 28x28 image in the data set's style"}},
-            }},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object", "required": ["file"],
+                    # minItems 1; maxItems is MAX_FILES, filled in by schemas.document_limits
+                    "properties": {"file": {"type": "array", "minItems": 1, "items": PICTURE,
+                                            "description": "one or more pictures (PNG, JPEG, GIF, BMP, WebP): a "
+                                                           "photo of one garment on a plain background, any size, "
+                                                           "or a 28x28 image in the data set's style"}},
+                },
+                "encoding": {"file": {"contentType": PICTURE_TYPES}},
+            },
             "application/json": {"schema": PredictJson.model_json_schema(ref_template="#/components/schemas/{model}")},
         },
     }
@@ -44,8 +50,11 @@ async def predict_route(request: Request) -> JSONResponse:
     top_k = parse_top_k(request.query_params.get("top_k"))
     if services.store.current is None:
         raise ApiError(503, "not_ready", "no model is loaded yet; publish one to ARTIFACTS_DIR")
+    # The whole body first: only a request whose input is complete counts as arriving, so a batch never waits
+    # for an upload that is still trickling in (or stalled) while its images are being decoded.
+    await request.body()
     with services.batcher.arriving():
-        images = await read_pixels(request, services.settings)
+        images = await read_pixels(request, services.settings)  # Starlette keeps the body: read once
     probabilities, loaded = await services.batcher.predict(images.pixels)
     results = predict.results(probabilities, top_k, loaded.version, images.warnings)
     body = results[0] if images.single else {"predictions": results, "model_version": loaded.version}

@@ -1,0 +1,105 @@
+"""The edge (deploy/nginx/, the compose `edge` service) agrees with the services behind it: its body limits are
+theirs, its refusals are in their error shape, it runs unprivileged, and it finds its DNS server on either engine.
+Its behaviour is tested against the running stack (tests/reliability/test_edge.py, run by make compose-smoke)."""
+
+import json
+import re
+import subprocess
+
+import pytest
+
+from services.frontend.app import create_app as create_page
+from services.frontend.app import views
+from services.frontend.app.config import Settings as PageSettings
+from services.inference.app.config import Settings as ApiSettings
+from tests.deploy.helpers import BASE_FILE, compose_config
+from tests.processes import REPO_ROOT
+
+EDGE = REPO_ROOT / "deploy" / "nginx"
+CONF = (EDGE / "nginx.conf").read_text(encoding="utf-8")
+
+
+def server_block(port: int) -> str:
+    """The text of the `server { listen PORT; ... }` block (up to the next server block)."""
+    start = CONF.index(f"listen {port};")
+    end = CONF.find("server {", start)
+    return CONF[start:end if end > 0 else None]
+
+
+def directive(text: str, name: str) -> str:
+    match = re.search(rf"^\s*{name}\s+([^;]+);", text, re.MULTILINE)
+    assert match, f"no {name} in the edge's configuration"
+    return match.group(1).strip()
+
+
+def size_in_bytes(value: str) -> int:
+    units = {"k": 1024, "m": 1024 * 1024}
+    return int(value[:-1]) * units[value[-1].lower()] if value[-1].lower() in units else int(value)
+
+
+def test_body_limits_are_the_services_own():
+    assert size_in_bytes(directive(server_block(8000), "client_max_body_size")) == ApiSettings().max_body_bytes
+    page = PageSettings()
+    assert size_in_bytes(directive(server_block(5000), "client_max_body_size")) == page.max_upload_bytes + 64 * 1024
+    assert directive(server_block(8000), "set") == "$inference http://inference:8000"
+    assert directive(server_block(5000), "set") == "$frontend http://frontend:5000"
+
+
+def test_refusals_are_json_in_the_api_error_shape_and_say_what_the_services_say():
+    errors = {path.stem: json.loads(path.read_text(encoding="utf-8")) for path in (EDGE / "errors").glob("*.json")}
+    for name, body in errors.items():
+        assert set(body) == {"error", "detail"} and all(isinstance(v, str) and v for v in body.values()), name
+    referenced = set(re.findall(r"/errors/([\w-]+)\.json", CONF + (EDGE / "json-errors.conf").read_text()))
+    assert referenced == set(errors), "every page is used, every used page exists"
+    for status in ("400", "404", "408", "414", "431", "500", "502", "504"):
+        assert status in errors
+    assert str(ApiSettings().max_body_bytes) in errors["413-api"]["detail"]
+    app = create_page(PageSettings(redis_url="redis://127.0.0.1:1/0"))
+    with app.app_context():
+        page_refusal = views.too_large()
+    assert errors["413-page"] == {"error": page_refusal.error, "detail": page_refusal.detail}
+
+
+def test_slow_clients_and_big_headers_are_bounded_and_bodies_are_buffered_before_the_services_see_them():
+    for name in ("client_header_timeout", "client_body_timeout", "send_timeout", "keepalive_timeout"):
+        assert 1 <= int(directive(CONF, name).rstrip("s")) <= 30, name
+    assert directive(CONF, "large_client_header_buffers") == "4 8k"
+    assert directive(CONF, "proxy_request_buffering") == "on" and directive(CONF, "proxy_buffering") == "on"
+    assert directive(CONF, "proxy_next_upstream") == "off", "a POST is never sent twice"
+    assert "proxy_set_header X-Forwarded-For $remote_addr;" in CONF, "replaced, never appended to"
+
+
+def test_the_edge_runs_unprivileged_read_only_with_its_configuration_bound_read_only():
+    edge = compose_config(BASE_FILE)["services"]["edge"]
+    assert edge["user"] == "101:101" and edge["read_only"] is True and edge["tmpfs"] == ["/tmp:size=128m"]
+    assert edge["cap_drop"] == ["ALL"]
+    assert edge["volumes"] == [f"{EDGE}:/etc/nginx/edge:ro"]
+    assert edge["command"] == ["sh", "/etc/nginx/edge/start.sh"]
+    assert "/tmp/nginx/" in directive(CONF, "pid") and directive(CONF, "error_log") == "stderr warn"
+
+
+@pytest.mark.parametrize("resolv_conf,resolver", [
+    ("nameserver 127.0.0.11\noptions ndots:0\n", "127.0.0.11"),  # Docker's embedded DNS
+    ("search dns.podman\nnameserver 10.89.0.1\nnameserver 10.255.255.53\n", "10.89.0.1"),  # Podman: the gateway
+    ("nameserver fd00::1\n", "[fd00::1]"),
+])
+def test_start_script_points_nginx_at_the_containers_dns_server(tmp_path, resolv_conf, resolver):
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "nginx").write_text('#!/bin/sh\necho "nginx $*"\n')
+    (fake_bin / "nginx").chmod(0o755)
+    (tmp_path / "resolv.conf").write_text(resolv_conf)
+    result = subprocess.run(["sh", str(EDGE / "start.sh")], capture_output=True, text=True, timeout=10, env={
+        "PATH": f"{fake_bin}:/usr/bin:/bin", "EDGE_RESOLV_CONF": str(tmp_path / "resolv.conf"),
+        "EDGE_RUN_DIR": str(tmp_path / "run")})
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "run" / "resolver.conf").read_text() == f"resolver {resolver} valid=5s ipv6=off;\n"
+    assert result.stdout.strip() == "nginx -e stderr -c /etc/nginx/edge/nginx.conf -g daemon off;"
+
+
+def test_start_script_refuses_to_start_without_a_dns_server(tmp_path):
+    (tmp_path / "resolv.conf").write_text("# nothing\n")
+    result = subprocess.run(["sh", str(EDGE / "start.sh")], capture_output=True, text=True, timeout=10, env={
+        "PATH": "/usr/bin:/bin", "EDGE_RESOLV_CONF": str(tmp_path / "resolv.conf"),
+        "EDGE_RUN_DIR": str(tmp_path / "run")})
+    assert result.returncode == 1 and "no nameserver" in result.stderr
