@@ -23,6 +23,7 @@ DOCKER_COMPOSE = "/usr/bin/docker-compose"
 BASE_FILE = REPO_ROOT / "docker-compose.yml"
 GPU_FILE = REPO_ROOT / "docker-compose.gpu.yml"
 OFFLINE_FILE = REPO_ROOT / "docker-compose.offline.yml"
+SCALE_FILE = REPO_ROOT / "docker-compose.scale.yml"
 SERVICES = ("trainer", "inference", "frontend")
 
 

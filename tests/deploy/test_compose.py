@@ -7,6 +7,7 @@ from tests.deploy.helpers import (
     BASE_FILE,
     GPU_FILE,
     OFFLINE_FILE,
+    SCALE_FILE,
     SERVICES,
     compose_config,
     compose_variables,
@@ -182,7 +183,7 @@ def test_offline_override_refuses_to_start_without_the_data_folder():
 
 def test_every_env_example_variable_is_used_by_a_compose_file_and_vice_versa():
     documented = set(env_example_variables(ENV_EXAMPLE))
-    used = compose_variables(BASE_FILE) | compose_variables(GPU_FILE) | compose_variables(OFFLINE_FILE)
+    used = set().union(*(compose_variables(path) for path in (BASE_FILE, GPU_FILE, OFFLINE_FILE, SCALE_FILE)))
     assert documented - used == set(), "documented in .env.example but used by no compose file"
     assert used - documented == set(), "used by a compose file but not documented in .env.example"
 
@@ -191,3 +192,5 @@ def test_env_example_values_are_the_compose_defaults(base):
     """Copying .env.example to .env unchanged must give exactly the default configuration."""
     from_example = compose_config(BASE_FILE, GPU_FILE, env_file=ENV_EXAMPLE)["services"]
     assert from_example == compose_config(BASE_FILE, GPU_FILE)["services"]
+    scaled = compose_config(BASE_FILE, SCALE_FILE, env_file=ENV_EXAMPLE)["services"]
+    assert scaled == compose_config(BASE_FILE, SCALE_FILE)["services"]

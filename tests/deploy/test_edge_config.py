@@ -65,8 +65,19 @@ def test_slow_clients_and_big_headers_are_bounded_and_bodies_are_buffered_before
         assert 1 <= int(directive(CONF, name).rstrip("s")) <= 30, name
     assert directive(CONF, "large_client_header_buffers") == "4 8k"
     assert directive(CONF, "proxy_request_buffering") == "on" and directive(CONF, "proxy_buffering") == "on"
-    assert directive(CONF, "proxy_next_upstream") == "off", "a POST is never sent twice"
     assert "proxy_set_header X-Forwarded-For $remote_addr;" in CONF, "replaced, never appended to"
+
+
+def test_a_request_moves_to_another_replica_only_when_the_first_failed_before_answering():
+    """`error timeout` without `non_idempotent`: nginx retries a POST only when it was not sent (connection refused or
+    not made); without http_5xx a replica's own error answer is passed on, never retried elsewhere."""
+    retry_on = directive(CONF, "proxy_next_upstream").split()
+    assert retry_on == ["error", "timeout"], "a POST is never sent twice; a 5xx answer is the replica's own"
+    assert int(directive(CONF, "proxy_next_upstream_tries")) >= 2
+    assert 1 <= int(directive(CONF, "proxy_next_upstream_timeout").rstrip("s")) <= int(
+        directive(CONF, "proxy_read_timeout").rstrip("s"))
+    assert int(directive(CONF, "proxy_connect_timeout").rstrip("s")) <= 3, "a dead replica costs at most this"
+    assert "$upstream_addr" in directive(CONF, "log_format"), "the log names the replica(s) tried"
 
 
 def test_the_edge_runs_unprivileged_read_only_with_its_configuration_bound_read_only():

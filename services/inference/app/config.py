@@ -1,6 +1,7 @@
 """Inference settings, read from environment variables (``PORT=8001 BATCHING=false python -m services.inference``)."""
 
 import os
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -37,6 +38,9 @@ class Settings(BaseSettings):
     reload_interval_s: float = Field(2.0, gt=0, description="how often the artifacts manifest is checked")
     serving_dir: Path | None = Field(None, description="where this process records the model it serves, so the "
                                                        "trainer's retention never deletes it (shared/serving.py)")
+    replica_name: str = Field(default_factory=socket.gethostname,
+                              description="names this process in every answer's X-Served-By header (default: the "
+                                          "host name, under Docker the container's id)")
     forwarded_allow_ips: str = Field("127.0.0.1,::1", description="addresses (or networks) whose X-Forwarded-For "
                                                                  "is trusted: the edge's (uvicorn's setting)")
 

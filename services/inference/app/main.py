@@ -20,6 +20,7 @@ from services.inference.app.config import Settings
 from services.inference.app.errors import install_error_handlers
 from services.inference.app.metrics_prom import Metrics, PrometheusMiddleware
 from services.inference.app.model_store import LoadedModel, ModelStore
+from services.inference.app.replica import ReplicaHeadersMiddleware
 from services.inference.app.routes import explain, meta, predict, samples
 from services.inference.app.saliency import Explainer
 from services.inference.app.samples import SampleStore
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (predict, explain, samples, meta):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ReplicaHeadersMiddleware, replica_name=settings.replica_name)
     app.add_middleware(PrometheusMiddleware, metrics=metrics)  # added last = outermost: sees every response
     return app
 

@@ -1,0 +1,68 @@
+"""Which replica answered, and with which model: the ``X-Served-By`` and ``X-Model-Version`` headers.
+
+Behind a load balancer (docker-compose.scale.yml: N replicas behind the nginx edge) a client and an operator must
+be able to tell the replicas apart, and see which model version each one serves while a new one rolls out (each
+replica reloads on its own poll, so for a few seconds two versions answer side by side). Every answer names the
+replica (REPLICA_NAME, by default the host name: the container's id under Docker). Answers of the routes whose
+body carries ``model_version`` (/predict, /explain, /ready) repeat it in ``X-Model-Version``: taken from the body,
+so the header always names the model that computed that answer, even when a swap happened while it ran. Their
+other answers (a 4xx, a 503 before any model) name the model serving at that moment, or none.
+
+A plain ASGI middleware: those answers are one small JSON body (a JSONResponse), held back until the body is
+known, then sent unchanged with the headers added.
+"""
+
+import json
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+VERSIONED_PATHS = frozenset({"/predict", "/explain", "/ready"})
+
+
+class ReplicaHeadersMiddleware:
+    def __init__(self, app: ASGIApp, replica_name: str) -> None:
+        self.app, self.served_by = app, (b"x-served-by", replica_name.encode("latin-1", "replace"))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        versioned = scope["path"].rstrip("/") in VERSIONED_PATHS
+        start: Message | None = None
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), self.served_by]}
+                if not versioned:
+                    await send(message)
+                else:
+                    start = message  # sent with the body, once its model_version is known
+                return
+            if start is not None and message["type"] == "http.response.body":
+                version = _body_version(message) if not message.get("more_body") else None
+                version = version or _serving_version(scope)
+                if version:
+                    start["headers"].append((b"x-model-version", version.encode("latin-1", "replace")))
+                await send(start)
+                start = None
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _body_version(message: Message) -> str | None:
+    """``model_version`` of a complete JSON body, if it has one."""
+    try:
+        body = json.loads(message.get("body", b""))
+    except ValueError:
+        return None
+    version = body.get("model_version") if isinstance(body, dict) else None
+    return version if isinstance(version, str) else None
+
+
+def _serving_version(scope: Scope) -> str | None:
+    """The version serving now (for answers without one in their body), None before the app started a model."""
+    services = getattr(scope["app"].state, "services", None)
+    current = services.store.current if services is not None else None
+    return current.version if current is not None else None
