@@ -10,7 +10,7 @@ DEFAULT_MODEL_DIR ?= models/default
 export DATA_DIR ARTIFACTS_DIR
 
 .PHONY: help install test lint bench train default-model calibrate inference frontend up down status \
-	compose-smoke gpu-check
+	compose-smoke scale-smoke gpu-check
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -58,6 +58,9 @@ status:  ## what `make up` started, and whether it still runs
 
 compose-smoke: install  ## the Docker stack end to end: build, one `up`, checks through its ports (GPU=1: GPU overlay)
 	bash scripts/compose_smoke.sh
+
+scale-smoke: install  ## the API as 3 replicas behind the edge: spread, a model swap and a killed replica under load
+	bash scripts/scale_smoke.sh
 
 gpu-check: install  ## train one epoch and serve predictions on a CUDA GPU, img/s for both (ARGS="--device cpu")
 	$(PY) scripts/gpu_check.py $(ARGS)

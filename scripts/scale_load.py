@@ -1,0 +1,174 @@
+"""Load on the API through the edge, and the checks `make scale-smoke` makes on what it recorded.
+
+    scale_load.py run URL OUT [--clients 12]     POST /predict from CLIENTS threads (one keep-alive connection
+                                                 each) until SIGTERM/SIGINT; one JSON line per request in OUT:
+                                                 start, end (time.time()), status, served_by, version, error
+    scale_load.py spread OUT --replicas N        every one of N replicas answered, none failed
+    scale_load.py swap OUT --new V --published T every replica serves V within 15 s of T (the manifest's mtime),
+                                                 no request failed; prints how long two versions answered side by side
+    scale_load.py kill OUT --replica ID --from T0 --to T1 --clients C
+                                                 only requests in flight on the kill (between T0 and T1) failed,
+                                                 at most C of them; the others served everything afterwards
+
+Each check prints one line of figures and a JSON object (for the report), and exits 1 when it does not hold.
+"""
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import requests
+
+PIXELS = [[(row * 28 + col) % 256 for col in range(28)] for row in range(28)]
+SWAP_LIMIT_S = 15.0
+
+
+def run(url: str, out: Path, clients: int) -> int:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    lock, lines = threading.Lock(), []
+
+    def client() -> None:
+        with requests.Session() as session:
+            while not stop.is_set():
+                record = {"start": time.time(), "status": None, "served_by": None, "version": None, "error": None}
+                try:
+                    answer = session.post(f"{url}/predict", json={"pixels": PIXELS}, timeout=30)
+                    record.update(status=answer.status_code, served_by=answer.headers.get("X-Served-By"),
+                                  version=answer.headers.get("X-Model-Version"))
+                    if answer.status_code != 200:
+                        record["error"] = answer.text[:200]
+                except requests.RequestException as error:
+                    record["error"] = repr(error)[:200]
+                record["end"] = time.time()
+                with lock:
+                    lines.append(json.dumps(record))
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    with out.open("a", encoding="utf-8") as file:
+        while not stop.is_set() or any(thread.is_alive() for thread in threads):
+            stop.wait(0.5)
+            with lock:
+                batch, lines[:] = list(lines), []
+            file.writelines(line + "\n" for line in batch)
+            file.flush()
+            if stop.is_set():
+                for thread in threads:
+                    thread.join(timeout=35)
+                with lock:
+                    file.writelines(line + "\n" for line in lines)
+                break
+    return 0
+
+
+def load(out: Path) -> list[dict]:
+    return [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def failed(record: dict) -> bool:
+    return record["status"] != 200
+
+
+def report(ok: bool, summary: str, figures: dict) -> int:
+    print(("ok: " if ok else "FAIL: ") + summary)
+    print(json.dumps(figures))
+    return 0 if ok else 1
+
+
+def spread(records: list[dict], replicas: int) -> int:
+    counts = Counter(record["served_by"] for record in records if not failed(record))
+    failures = sum(failed(record) for record in records)
+    seconds = max(r["end"] for r in records) - min(r["start"] for r in records)
+    shares = {name: round(count / sum(counts.values()), 3) for name, count in counts.items()}
+    ok = len(counts) == replicas and failures == 0
+    return report(ok, f"{len(records)} requests in {seconds:.1f}s ({len(records) / seconds:.0f}/s) reached "
+                      f"{len(counts)} of {replicas} replicas, shares {sorted(shares.values())}, {failures} failed",
+                  {"requests": len(records), "replicas_seen": len(counts), "shares": shares, "failed": failures,
+                   "requests_per_s": round(len(records) / seconds, 1)})
+
+
+def swap(records: list[dict], new: str, published: float) -> int:
+    replicas = {record["served_by"] for record in records if not failed(record)}
+    first_new = {name: min((r["end"] for r in records if r["served_by"] == name and r["version"] == new),
+                           default=None) for name in replicas}
+    last_old = {name: max((r["end"] for r in records if r["served_by"] == name and r["version"] != new),
+                          default=None) for name in replicas}
+    failures = [record for record in records if failed(record)]
+    lags = {name: None if first is None else round(first - published, 2) for name, first in first_new.items()}
+    # After every replica switched, no old answer may follow (a replica never goes back).
+    went_back = [name for name in replicas if first_new[name] and last_old[name] and last_old[name] > first_new[name]]
+    news = [t for t in first_new.values() if t is not None]
+    olds = [t for t in last_old.values() if t is not None]
+    mixed = round(max(olds) - min(news), 2) if news and olds else 0.0
+    ok = (not failures and all(lag is not None and lag <= SWAP_LIMIT_S for lag in lags.values())
+          and not went_back)
+    slowest = max((lag for lag in lags.values() if lag is not None), default=-1.0)
+    return report(ok, f"every replica serves {new} within {slowest:.1f}s of its publication (limit "
+                      f"{SWAP_LIMIT_S:.0f}s; per replica {sorted(lags.values(), key=str)}), two versions "
+                      f"answered side by side for {mixed:.1f}s, {len(records)} requests, "
+                      f"{len(failures)} failed",
+                  {"requests": len(records), "failed": len(failures), "lag_s": lags, "mixed_versions_s": mixed,
+                   "went_back": went_back, "errors": [f["error"] for f in failures[:5]]})
+
+
+def kill(records: list[dict], replica: str, killed_from: float, killed_to: float, clients: int) -> int:
+    failures = [record for record in records if failed(record)]
+    in_flight = [r for r in failures if r["start"] <= killed_to and r["end"] >= killed_from]
+    outside = [r for r in failures if r not in in_flight]
+    after = [r for r in records if r["start"] > killed_to + 1.0 and not failed(r)]
+    late_from_killed = [r for r in after if r["served_by"] == replica and r["start"] < killed_to + 6.0]
+    others = Counter(r["served_by"] for r in after if r["served_by"] != replica)
+    slowest_after = max((r["end"] - r["start"] for r in records if r["start"] >= killed_from), default=0.0)
+    ok = not outside and len(in_flight) <= clients and len(others) >= 1 and not late_from_killed
+    return report(ok, f"killed replica {replica}: {len(in_flight)} requests failed, all in flight on the kill "
+                      f"(at most {clients} can be), {len(outside)} other failures; afterwards {sum(others.values())} "
+                      f"answers from {len(others)} other replicas, {len(late_from_killed)} from the killed one; "
+                      f"slowest request after the kill {slowest_after:.2f}s",
+                  {"requests": len(records), "failed_in_flight": len(in_flight), "failed_other": len(outside),
+                   "answers_after_by_others": dict(others), "slowest_after_kill_s": round(slowest_after, 2),
+                   "errors": [r["error"] for r in failures[:5]]})
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run_args = commands.add_parser("run")
+    run_args.add_argument("url")
+    run_args.add_argument("out", type=Path)
+    run_args.add_argument("--clients", type=int, default=12)
+    spread_args = commands.add_parser("spread")
+    spread_args.add_argument("out", type=Path)
+    spread_args.add_argument("--replicas", type=int, required=True)
+    swap_args = commands.add_parser("swap")
+    swap_args.add_argument("out", type=Path)
+    swap_args.add_argument("--new", required=True)
+    swap_args.add_argument("--published", type=float, required=True)
+    kill_args = commands.add_parser("kill")
+    kill_args.add_argument("out", type=Path)
+    kill_args.add_argument("--replica", required=True)
+    kill_args.add_argument("--from", dest="killed_from", type=float, required=True)
+    kill_args.add_argument("--to", dest="killed_to", type=float, required=True)
+    kill_args.add_argument("--clients", type=int, required=True)
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        return run(args.url, args.out, args.clients)
+    records = load(args.out)
+    if not records:
+        return report(False, f"no requests recorded in {args.out}", {})
+    if args.command == "spread":
+        return spread(records, args.replicas)
+    if args.command == "swap":
+        return swap(records, args.new, args.published)
+    return kill(records, args.replica, args.killed_from, args.killed_to, args.clients)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# `make scale-smoke`: the API as N=3 replicas behind the edge (docker-compose.scale.yml), on the container engine.
+# Runs after `make compose-smoke` in CI and reuses its images (IMAGE_TAG=smoke; built here when missing).
+#
+# 1. up      redis, 3 inference replicas, the page and the edge (`--scale inference=3`); no trainer yet: the
+#            replicas serve the shipped default model. Load: scripts/scale_load.py, 12 clients POSTing /predict
+#            through the edge for the whole run, each answer recorded with its X-Served-By and X-Model-Version.
+# 2. spread  requests reach all 3 replicas (counted by X-Served-By), none fails; the page answers through the edge.
+# 3. swap    the trainer runs (EPOCHS=1, TRAIN_LIMIT=2000) and publishes under that load: every replica serves the
+#            new version within 15 s of its publication (the manifest's mtime), no request fails, and the time two
+#            versions answered side by side is reported.
+# 4. kill    one replica is killed (SIGKILL) under load: only requests in flight at that moment fail (how many is
+#            reported; at most one per client), and the other replicas take all the traffic.
+# The project is removed at the end, on failure too. Figures: one JSON line per check in $SCALE_REPORT (default
+# scale-smoke.json in a temporary folder, printed at the end).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+repo="$PWD"
+
+export COMPOSE_PROJECT_NAME="${COMPOSE_PROJECT_NAME:-fmnist-scale}"
+export FRONTEND_PORT="${FRONTEND_PORT:-15100}" INFERENCE_PORT="${INFERENCE_PORT:-18100}" BIND_ADDRESS=127.0.0.1
+export IMAGE_TAG="${IMAGE_TAG:-smoke}" EPOCHS="${EPOCHS:-1}" TRAIN_LIMIT="${TRAIN_LIMIT:-2000}" RETRAIN=0
+replicas="${REPLICAS:-3}" clients="${CLIENTS:-12}"
+engine_dir="${CONTAINER_ENGINE_DIR:-$repo/../shared/container-engine}"
+python="${PYTHON:-$repo/.venv/bin/python}"
+project="$COMPOSE_PROJECT_NAME"
+api="http://127.0.0.1:$INFERENCE_PORT" page="http://127.0.0.1:$FRONTEND_PORT"
+work="$(mktemp -d)"
+report_file="${SCALE_REPORT:-$work/scale-smoke.json}"
+files=(-f docker-compose.yml -f docker-compose.scale.yml)
+load_pid=""
+
+say() { echo "scale-smoke: $*"; }
+fail() { echo "scale-smoke: FAIL: $*" >&2; exit 1; }
+compose() { "${compose_cmd[@]}" "${files[@]}" "$@"; }
+now() { date +%s.%N; }
+
+cleanup() {
+    local status=$?
+    trap - EXIT INT TERM
+    [[ -n "$load_pid" ]] && kill "$load_pid" 2>/dev/null && wait "$load_pid" 2>/dev/null
+    if ((status != 0)) && [[ -n "${compose_cmd:-}" ]]; then
+        echo "---- state at the failure ----" >&2
+        compose ps >&2 || true
+        compose logs --tail 30 >&2 || true
+    fi
+    [[ -n "${compose_cmd:-}" ]] && compose down -v --remove-orphans >/dev/null 2>&1
+    [[ -f "$report_file" ]] && { say "figures:"; cat "$report_file"; }
+    [[ -z "${SCALE_REPORT:-}" ]] && rm -rf "$work"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+wait_for() {  # DESCRIPTION SECONDS COMMAND...: run COMMAND every second until it succeeds
+    local what="$1" limit="$2" deadline=$((SECONDS + $2))
+    shift 2
+    until "$@" >/dev/null 2>&1; do
+        ((SECONDS < deadline)) || fail "$what: not within ${limit}s"
+        sleep 1
+    done
+    say "ok: $what"
+}
+
+replica_ids() {  # the running inference containers' ids (12 characters: their host names, so their X-Served-By)
+    docker ps -q --no-trunc --filter "label=com.docker.compose.project=$project" \
+        --filter "label=com.docker.compose.service=inference" --filter status=running | cut -c1-12
+}
+container() { docker ps -aq --filter "label=com.docker.compose.project=$project" --filter "label=com.docker.compose.service=$1"; }
+all_healthy() {
+    local id count=0
+    for id in $(replica_ids); do
+        [[ "$(docker inspect -f '{{.State.Health.Status}}' "$id")" == healthy ]] || return 1
+        count=$((count + 1))
+    done
+    ((count == replicas))
+}
+trainer_exited() { [[ "$(docker inspect -f '{{.State.Status}}' "$(container trainer)")" == exited ]]; }
+
+# Load, and the checks on what it recorded (scripts/scale_load.py); $1 = a label for the report.
+start_load() {
+    load_out="$work/load-$1.jsonl"
+    "$python" scripts/scale_load.py run "$api" "$load_out" --clients "$clients" &
+    load_pid=$!
+}
+stop_load() { kill "$load_pid"; wait "$load_pid" || true; load_pid=""; }
+check() {  # LABEL SUBCOMMAND ARGS...: run a check on the current load file, keep its figures
+    local label="$1" output status=0
+    shift
+    output="$("$python" scripts/scale_load.py "$@" "$load_out")" || status=$?
+    say "${output%%$'\n'*}"
+    printf '{"check": "%s", "figures": %s}\n' "$label" "$(tail -1 <<<"$output")" >>"$report_file"
+    return "$status"
+}
+
+# --- engine and images ---------------------------------------------------------------------------------------------
+if ! docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then
+    [[ -f "$engine_dir/setup.sh" ]] || fail "no container engine answers (DOCKER_HOST=${DOCKER_HOST:-unset})"
+    export DOCKER_HOST="${DOCKER_HOST:-unix:///run/podman/podman.sock}"
+    docker version >/dev/null 2>&1 || bash "$engine_dir/setup.sh"
+fi
+if docker compose version >/dev/null 2>&1; then compose_cmd=(docker compose); else compose_cmd=(docker-compose); fi
+missing=()
+for service in trainer inference frontend; do
+    docker image inspect "fashion-mnist-$service:$IMAGE_TAG" >/dev/null 2>&1 || missing+=("$service")
+done
+if ((${#missing[@]})); then
+    say "building ${missing[*]} (not built by make compose-smoke yet)"
+    if [[ -f "$engine_dir/build.sh" ]] && docker version --format '{{range .Server.Components}}{{.Name}}{{end}}' | grep -q Podman
+    then bash "$engine_dir/build.sh" -f docker-compose.yml "${missing[@]}"
+    else compose build "${missing[@]}"
+    fi
+fi
+data_dir="${FASHION_MNIST_DIR:-$repo/../shared/data}"
+if [[ -f "$data_dir/FashionMNIST/raw/t10k-labels-idx1-ubyte" || -f "$data_dir/FashionMNIST/raw/t10k-labels-idx1-ubyte.gz" ]]
+then
+    export FASHION_MNIST_DIR="$(cd "$data_dir" && pwd)"
+    files+=(-f docker-compose.offline.yml)
+fi
+
+# --- 1. up -----------------------------------------------------------------------------------------------------------
+compose down -v --remove-orphans >/dev/null 2>&1 || true
+started=$SECONDS
+compose up -d --no-build --scale "inference=$replicas" redis inference frontend edge
+wait_for "$replicas inference replicas healthy" 180 all_healthy
+wait_for "API ready through the edge" 60 curl -fsS "$api/ready"
+up_s=$((SECONDS - started))
+default_version="$(curl -fsS "$api/ready" | python3 -c 'import json, sys; print(json.load(sys.stdin)["model_version"])')"
+say "up in ${up_s}s: replicas $(replica_ids | tr '\n' ' ')serving $default_version"
+
+# --- 2. spread -------------------------------------------------------------------------------------------------------
+start_load spread
+sleep "${SPREAD_SECONDS:-6}"
+stop_load
+check spread spread --replicas "$replicas" || fail "requests do not reach every replica"
+wait_for "the page sees the API through the edge" 60 \
+    bash -c "curl -fsS '$page/health' | python3 -c 'import json, sys; sys.exit(not json.load(sys.stdin)[\"inference\"][\"ready\"])'"
+
+# --- 3. swap ---------------------------------------------------------------------------------------------------------
+start_load swap
+sleep 2
+compose up -d --no-deps trainer
+wait_for "trainer published and exited" 300 trainer_exited
+[[ "$(docker inspect -f '{{.State.ExitCode}}' "$(container trainer)")" == 0 ]] || fail "the trainer failed"
+first="$(replica_ids | head -1)"
+read -r new_version published < <(docker exec "$first" python -c '
+import json, os
+path = "/app/artifacts/latest.json"
+print(json.load(open(path))["model_version"], os.stat(path).st_mtime)')
+[[ "$new_version" != "$default_version" ]] || fail "the trainer published nothing new"
+sleep 16  # past the 15 s every replica has: the check sees whether each one switched in time
+stop_load
+check swap swap --new "$new_version" --published "$published" || fail "the swap to $new_version"
+
+# --- 4. kill ---------------------------------------------------------------------------------------------------------
+start_load kill
+sleep 3
+victim="$(replica_ids | tail -1)"
+killed_from="$(now)"
+docker kill "$victim" >/dev/null
+killed_to="$(now)"
+sleep 8
+stop_load
+check kill kill --replica "$victim" --from "$killed_from" --to "$killed_to" --clients "$clients" \
+    || fail "killing replica $victim failed more than the requests in flight on it"
+edge_log="$(docker logs "$(container edge)" 2>/dev/null | grep '"POST /predict' || true)"
+say "the edge sent $(grep -c ':8000, ' <<<"$edge_log" || true) of $(grep -c . <<<"$edge_log" || true) /predict requests on to a second replica (its log)"
+
+compose down -v --remove-orphans >/dev/null 2>&1
+say "PASS (up ${up_s}s, total ${SECONDS}s)"
