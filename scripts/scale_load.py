@@ -1,8 +1,10 @@
 """Load on the API through the edge, and the checks `make scale-smoke` makes on what it recorded.
 
-    scale_load.py run URL OUT [--clients 12]     POST /predict from CLIENTS threads (one keep-alive connection
-                                                 each) until SIGTERM/SIGINT; one JSON line per request in OUT:
-                                                 start, end (time.time()), status, served_by, version, error
+    scale_load.py run URL OUT [--clients 12] [--pause 0]
+                                                 POST /predict from CLIENTS threads (one keep-alive connection
+                                                 each, PAUSE seconds between a client's requests) until
+                                                 SIGTERM/SIGINT; one JSON line per request in OUT: start, end
+                                                 (time.time()), status, served_by, version, error
     scale_load.py spread OUT --replicas N        every one of N replicas answered, none failed
     scale_load.py swap OUT --new V --published T every replica serves V within 15 s of T (the manifest's mtime),
                                                  no request failed; prints how long two versions answered side by side
@@ -28,7 +30,7 @@ PIXELS = [[(row * 28 + col) % 256 for col in range(28)] for row in range(28)]
 SWAP_LIMIT_S = 15.0
 
 
-def run(url: str, out: Path, clients: int) -> int:
+def run(url: str, out: Path, clients: int, pause: float) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -49,6 +51,8 @@ def run(url: str, out: Path, clients: int) -> int:
                 record["end"] = time.time()
                 with lock:
                     lines.append(json.dumps(record))
+                if pause:
+                    stop.wait(pause)
 
     threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
     for thread in threads:
@@ -144,6 +148,7 @@ def main(argv: list[str]) -> int:
     run_args.add_argument("url")
     run_args.add_argument("out", type=Path)
     run_args.add_argument("--clients", type=int, default=12)
+    run_args.add_argument("--pause", type=float, default=0.0)
     spread_args = commands.add_parser("spread")
     spread_args.add_argument("out", type=Path)
     spread_args.add_argument("--replicas", type=int, required=True)
@@ -159,7 +164,7 @@ def main(argv: list[str]) -> int:
     kill_args.add_argument("--clients", type=int, required=True)
     args = parser.parse_args(argv)
     if args.command == "run":
-        return run(args.url, args.out, args.clients)
+        return run(args.url, args.out, args.clients, args.pause)
     records = load(args.out)
     if not records:
         return report(False, f"no requests recorded in {args.out}", {})

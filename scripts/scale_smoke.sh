@@ -6,7 +6,8 @@
 #            replicas serve the shipped default model. Load: scripts/scale_load.py, 12 clients POSTing /predict
 #            through the edge for the whole run, each answer recorded with its X-Served-By and X-Model-Version.
 # 2. spread  requests reach all 3 replicas (counted by X-Served-By), none fails; the page answers through the edge.
-# 3. swap    the trainer runs (EPOCHS=1, TRAIN_LIMIT=2000) and publishes under that load: every replica serves the
+# 3. swap    the trainer runs (EPOCHS=1, TRAIN_LIMIT=2000) and publishes under load (each client pausing 50 ms
+#            between requests, so the trainer gets CPU on a small machine): every replica serves the
 #            new version within 15 s of its publication (the manifest's mtime), no request fails, and the time two
 #            versions answered side by side is reported.
 # 4. kill    one replica is killed (SIGKILL) under load: only requests in flight at that moment fail (how many is
@@ -78,9 +79,9 @@ all_healthy() {
 trainer_exited() { [[ "$(docker inspect -f '{{.State.Status}}' "$(container trainer)")" == exited ]]; }
 
 # Load, and the checks on what it recorded (scripts/scale_load.py); $1 = a label for the report.
-start_load() {
+start_load() {  # LABEL [PAUSE]: PAUSE seconds between a client's requests (default none: as fast as answered)
     load_out="$work/load-$1.jsonl"
-    "$python" scripts/scale_load.py run "$api" "$load_out" --clients "$clients" &
+    "$python" scripts/scale_load.py run "$api" "$load_out" --clients "$clients" --pause "${2:-0}" &
     load_pid=$!
 }
 stop_load() { kill "$load_pid"; wait "$load_pid" || true; load_pid=""; }
@@ -137,7 +138,7 @@ wait_for "the page sees the API through the edge" 60 \
     bash -c "curl -fsS '$page/health' | python3 -c 'import json, sys; sys.exit(not json.load(sys.stdin)[\"inference\"][\"ready\"])'"
 
 # --- 3. swap ---------------------------------------------------------------------------------------------------------
-start_load swap
+start_load swap "${SWAP_PAUSE:-0.05}"  # lighter: the trainer shares the CPU with the replicas and the load
 sleep 2
 compose up -d --no-deps trainer
 wait_for "trainer published and exited" 300 trainer_exited
