@@ -25,6 +25,7 @@ def test_inference_can_run_as_several_containers(scaled):
     assert "container_name" not in inference and "ports" not in inference, "a fixed name or host port allows one"
     assert inference["deploy"]["replicas"] == 3
     assert inference["deploy"]["update_config"] == {"parallelism": 1, "order": "start-first"}
+    assert inference["deploy"]["endpoint_mode"] == "dnsrr", "Swarm: the name resolves to each replica, as here"
     chosen = compose_config(BASE_FILE, SCALE_FILE, env={"INFERENCE_REPLICAS": "5"})["services"]
     assert chosen["inference"]["deploy"]["replicas"] == 5
     assert "healthcheck" in inference, "the edge and the page rely on /ready per replica"
