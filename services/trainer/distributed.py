@@ -22,7 +22,7 @@ The rules, chosen so that N processes compute what one process would:
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -85,7 +85,7 @@ def init(world: World, device: torch.device) -> World:
     dist.init_process_group(backend=backend, timeout=TIMEOUT,
                             **({"device_id": device} if device.type == "cuda" else {}))
     log.info("rank %d of %d joined the %s process group on %s", world.rank, world.size, backend, device)
-    return World(world.rank, world.size, world.local_rank, backend)
+    return replace(world, backend=backend)
 
 
 def shutdown(world: World) -> None:
