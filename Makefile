@@ -10,7 +10,7 @@ DEFAULT_MODEL_DIR ?= models/default
 export DATA_DIR ARTIFACTS_DIR
 
 .PHONY: help install test lint bench train default-model calibrate inference frontend up down status \
-	compose-smoke scale-smoke gpu-check
+	compose-smoke scale-smoke gpu-check ddp-gpu-check
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,8 +32,12 @@ lint: install  ## ruff
 bench: install  ## run the benchmarks: JSON in bench/results/, a table printed
 	$(PY) -m bench
 
-train: install  ## train the model (settings: EPOCHS, DEVICE, DATA_DIR, ... or flags via ARGS="--epochs 5")
-	$(PY) -m services.trainer $(ARGS)
+NPROC ?= 1
+# NPROC > 1: torchrun (python -m torch.distributed.run) starts NPROC trainer processes on this machine (DDP)
+TRAIN_LAUNCHER := $(if $(filter-out 1,$(NPROC)),-m torch.distributed.run --standalone --nproc_per_node=$(NPROC))
+
+train: install  ## train the model (settings: EPOCHS, DEVICE, DATA_DIR, ... or ARGS="--epochs 5"; NPROC=2: torchrun DDP)
+	$(PY) $(TRAIN_LAUNCHER) -m services.trainer $(ARGS)
 
 default-model: install  ## copy the model published in ARTIFACTS_DIR to models/default (the shipped model)
 	$(PY) -m services.trainer.export --source $(ARTIFACTS_DIR) --target $(DEFAULT_MODEL_DIR)
@@ -64,3 +68,6 @@ scale-smoke: install  ## the API as 3 replicas behind the edge: spread, a model 
 
 gpu-check: install  ## train one epoch and serve predictions on a CUDA GPU, img/s for both (ARGS="--device cpu")
 	$(PY) scripts/gpu_check.py $(ARGS)
+
+ddp-gpu-check: install  ## distributed training on CUDA: NCCL + DDP on one GPU; torchrun with 2 ranks when 2+ GPUs
+	$(PY) scripts/ddp_gpu_check.py $(ARGS)

@@ -22,7 +22,8 @@ class TrainSettings(BaseSettings):
     artifacts_dir: Path = Field(Path("artifacts"), description="where checkpoints and metrics are written")
     download: bool = Field(True, description="download FashionMNIST with torchvision when files are missing")
     epochs: int = Field(40, ge=1, description="training epochs")
-    batch_size: int = Field(128, ge=1)
+    batch_size: int = Field(128, ge=1, description="images per step; under torchrun the global batch, "
+                                                  "BATCH_SIZE / N per process")
     lr: float = Field(3e-3, gt=0, description="peak learning rate of the one-cycle schedule")
     weight_decay: float = Field(1e-4, ge=0, description="AdamW decoupled weight decay")
     label_smoothing: float = Field(0.1, ge=0, lt=1)
