@@ -131,12 +131,18 @@ def kill(records: list[dict], replica: str, killed_from: float, killed_to: float
     late_from_killed = [r for r in after if r["served_by"] == replica and r["start"] < killed_to + 6.0]
     others = Counter(r["served_by"] for r in after if r["served_by"] != replica)
     slowest_after = max((r["end"] - r["start"] for r in records if r["start"] >= killed_from), default=0.0)
+    # Between the `docker kill` call and the moment the replica's connections are reset, the edge can still send
+    # it requests, which its listening socket accepts: they are in flight on it too. How many, and how long:
+    sent_during_exit = sum(r["start"] >= killed_from for r in in_flight)
+    reset_after = max((r["end"] - killed_from for r in in_flight), default=0.0)
     ok = not outside and len(in_flight) <= clients and len(others) >= 1 and not late_from_killed
     return report(ok, f"killed replica {replica}: {len(in_flight)} requests failed, all in flight on the kill "
                       f"(at most {clients} can be), {len(outside)} other failures; afterwards {sum(others.values())} "
                       f"answers from {len(others)} other replicas, {len(late_from_killed)} from the killed one; "
-                      f"slowest request after the kill {slowest_after:.2f}s",
+                      f"slowest request after the kill {slowest_after:.2f}s; {sent_during_exit} of the failed started "
+                      f"after `docker kill` was called, all ended by {reset_after:.2f}s after it",
                   {"requests": len(records), "failed_in_flight": len(in_flight), "failed_other": len(outside),
+                   "failed_started_after_kill_call": sent_during_exit, "reset_after_s": round(reset_after, 2),
                    "answers_after_by_others": dict(others), "slowest_after_kill_s": round(slowest_after, 2),
                    "errors": [r["error"] for r in failures[:5]]})
 
