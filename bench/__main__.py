@@ -4,7 +4,7 @@ import importlib
 import sys
 
 BENCHMARKS = ("training_throughput", "training_accuracy", "inference_throughput", "frontend_cache", "photos",
-              "calibration", "explain")
+              "calibration", "explain", "onnx_parity")
 
 
 def main(names: list[str]) -> int:

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from services.inference.app.classify import predict_probabilities
 from services.inference.app.errors import ApiError
 from services.inference.app.model_store import LoadedModel, ModelStore
-from services.inference.app.predict import predict_probabilities
 
 BatchResult = tuple[np.ndarray, LoadedModel]  # probabilities (N, 10) and the model that produced them
 
@@ -77,7 +77,7 @@ class MicroBatcher:
 
     def _work(self, threads: int) -> None:
         if threads > 0:  # torch's thread count is per OS thread (OpenMP): set it where the model runs
-            torch.set_num_threads(threads)
+            torch.set_num_threads(threads)  # (ONNX Runtime's is per session: ``backends.OnnxBackend``)
         carry: _Job | None = None
         while True:
             first = carry or self._jobs.get()
@@ -126,9 +126,9 @@ class MicroBatcher:
                                              "no default model); try again when /ready says ready")
         chunks = []
         for start in range(0, len(pixels), self.max_batch_size):  # a big request: several passes
-            chunk = torch.from_numpy(pixels[start:start + self.max_batch_size])
+            chunk = pixels[start:start + self.max_batch_size]
             started = time.perf_counter()
-            chunks.append(predict_probabilities(loaded.model, chunk, loaded.device, loaded.temperature))
+            chunks.append(predict_probabilities(loaded.backend, chunk, loaded.temperature))
             if self.on_batch is not None:
                 self.on_batch(len(chunk), time.perf_counter() - started)
         return (chunks[0] if len(chunks) == 1 else np.concatenate(chunks)), loaded

@@ -16,7 +16,10 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("data"), description="torchvision root with FashionMNIST/raw/ (for /samples)")
     download: bool = Field(True, description="download FashionMNIST for /samples when the files are missing")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available, else cpu")
-    threads: int = Field(0, ge=0, description="torch intra-op CPU threads (0 = all cores but one, at least 1)")
+    backend: Literal["auto", "onnx", "torch"] = Field(
+        "auto", description="auto = ONNX Runtime on the CPU when the model has its .onnx graph, else torch (always "
+                            "torch on CUDA); onnx = graphs only; torch = PyTorch everywhere")
+    threads: int = Field(0, ge=0, description="model threads per process (0 = all cores but one, at least 1)")
     host: str = Field("127.0.0.1")
     port: int = Field(8000, ge=1, le=65535)
     log_level: str = Field("info")

@@ -72,7 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 async def _start(settings: Settings, metrics: Metrics) -> Services:
     torch.set_num_threads(settings.model_threads)
-    store = ModelStore(settings.artifacts_dir, settings.default_model_dir, resolve_device(settings.device))
+    store = ModelStore(settings.artifacts_dir, settings.default_model_dir, resolve_device(settings.device),
+                       backend=settings.backend, threads=settings.model_threads)
     store.on_loaded.append(metrics.model_loaded)
     store.on_refused.append(metrics.model_refused)
     await asyncio.to_thread(store.poll)

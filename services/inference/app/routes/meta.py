@@ -30,7 +30,8 @@ async def metrics(request: Request) -> JSONResponse:
     services = get_services(request)
     loaded, reload = services.store.current, services.store.reload
     model = None if loaded is None else {
-        "version": loaded.version, "device": str(loaded.device), "loaded_at": loaded.loaded_at,
+        "version": loaded.version, "device": str(loaded.device), "backend": loaded.backend.name,
+        "loaded_at": loaded.loaded_at,
         "source": loaded.source, "checkpoint": loaded.checkpoint, "published_at": loaded.published_at,
         # calibrated false: a checkpoint from before calibration, served as the raw softmax (temperature 1.0)
         "calibrated": loaded.calibrated, "temperature": loaded.temperature,

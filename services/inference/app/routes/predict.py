@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from services.inference.app import predict
+from services.inference.app import classify
 from services.inference.app.errors import ApiError
 from services.inference.app.inputs import PredictJson, parse_top_k, read_pixels
 from services.inference.app.schemas import BatchPrediction, PredictionResult, error_responses
@@ -56,6 +56,6 @@ async def predict_route(request: Request) -> JSONResponse:
     with services.batcher.arriving():
         images = await read_pixels(request, services.settings)  # Starlette keeps the body: read once
     probabilities, loaded = await services.batcher.predict(images.pixels)
-    results = predict.results(probabilities, top_k, loaded.version, images.warnings)
+    results = classify.results(probabilities, top_k, loaded.version, images.warnings)
     body = results[0] if images.single else {"predictions": results, "model_version": loaded.version}
     return JSONResponse(body)
