@@ -20,6 +20,7 @@ from services.inference.app.config import Settings
 from services.inference.app.errors import install_error_handlers
 from services.inference.app.metrics_prom import Metrics, PrometheusMiddleware
 from services.inference.app.model_store import LoadedModel, ModelStore
+from services.inference.app.responses import OrjsonResponse
 from services.inference.app.routes import explain, meta, predict, samples
 from services.inference.app.saliency import Explainer
 from services.inference.app.samples import SampleStore
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 record.remove()
 
     app = FastAPI(title="FashionMNIST inference API", version="1.0.0", lifespan=lifespan,
+                  default_response_class=OrjsonResponse,
                   description="Classifies clothing pictures into the 10 FashionMNIST classes.")
     app.state.metrics = metrics
     openapi = app.openapi  # built once and cached by FastAPI; the limits go in the first time

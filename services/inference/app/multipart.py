@@ -4,6 +4,11 @@ Starlette's ``request.form()`` spools every part into an ``UploadFile`` (a tempo
 container, an async close); for a few small pictures that bookkeeping costs more than decoding them. The body
 is already in memory (and capped at MAX_BODY_BYTES), so this feeds it to the same python-multipart parser
 and keeps each part as plain bytes.
+
+The commonest body, one well-formed part (a single picture), is split with a few ``bytes`` searches instead:
+the parser's per-byte state machine in Python cost ~60 us per request, a sixth of what the event loop spent on
+a /predict. Anything else (several parts, a preamble, odd line endings, a malformed body) goes to the parser,
+so errors are the parser's.
 """
 
 from dataclasses import dataclass, field
@@ -35,6 +40,35 @@ def boundary_of(content_type: str) -> bytes:
 
 def parse_multipart(body: bytes, content_type: str, max_parts: int) -> list[Part]:
     """All parts of the body, in order; ``ApiError`` for malformed bodies or more than ``max_parts`` parts."""
+    boundary = boundary_of(content_type)
+    return _one_part(body, boundary) or _parse(body, boundary, max_parts)
+
+
+def _one_part(body: bytes, boundary: bytes) -> list[Part] | None:
+    """The single part of a plain one-part body; None for anything else (the parser decides about it)."""
+    delimiter = b"--" + boundary
+    closing = b"\r\n" + delimiter + b"--"
+    end = body.rfind(closing)
+    if not body.startswith(delimiter + b"\r\n") or end < 0 or body[end + len(closing):] not in (b"", b"\r\n"):
+        return None
+    inner = body[len(delimiter) + 2:end]
+    head, separator, data = inner.partition(b"\r\n\r\n")
+    if not separator or b"\r\n" + delimiter in data or b"\n" + delimiter in head:
+        return None
+    part = Part(chunks=[data])
+    for line in head.split(b"\r\n"):
+        field_name, colon, value = line.partition(b":")
+        if not colon or not field_name or field_name != field_name.strip():
+            return None
+        if field_name.lower() == b"content-disposition":
+            _, options = parse_options_header(value.strip())
+            part.name = options.get(b"name", b"").decode("utf-8", "replace")
+            if b"filename" in options:
+                part.filename = options[b"filename"].decode("utf-8", "replace")
+    return [part]
+
+
+def _parse(body: bytes, boundary: bytes, max_parts: int) -> list[Part]:
     parts: list[Part] = []
     header: dict[str, bytes] = {"field": b"", "value": b""}
 
@@ -62,7 +96,7 @@ def parse_multipart(body: bytes, content_type: str, max_parts: int) -> list[Part
 
     callbacks = {"on_part_begin": on_part_begin, "on_header_field": on_header_field,
                  "on_header_value": on_header_value, "on_header_end": on_header_end, "on_part_data": on_part_data}
-    parser = MultipartParser(boundary_of(content_type), callbacks)
+    parser = MultipartParser(boundary, callbacks)
     try:
         parser.write(body)
         parser.finalize()

@@ -1,10 +1,11 @@
 """Liveness, readiness and metrics: what orchestrators, dashboards and the web page poll."""
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from services.inference.app.errors import ApiError
+from services.inference.app.responses import OrjsonResponse
 from services.inference.app.schemas import Health, Ready, error_responses
 from services.inference.app.services import get_services
 
@@ -26,7 +27,7 @@ async def ready(request: Request) -> dict:
 
 
 @router.get("/metrics", summary="The serving model, its training metrics, reload errors and samples")
-async def metrics(request: Request) -> JSONResponse:
+async def metrics(request: Request) -> OrjsonResponse:
     services = get_services(request)
     loaded, reload = services.store.current, services.store.reload
     model = None if loaded is None else {
@@ -36,7 +37,7 @@ async def metrics(request: Request) -> JSONResponse:
         # calibrated false: a checkpoint from before calibration, served as the raw softmax (temperature 1.0)
         "calibrated": loaded.calibrated, "temperature": loaded.temperature,
     }
-    return JSONResponse({
+    return OrjsonResponse({
         "model": model,
         "training": None if loaded is None else loaded.training_metrics,
         "reload": {"last_error": reload.last_error, "rejected": reload.rejected},

@@ -1,11 +1,11 @@
 """POST /predict: one route for multipart uploads and JSON pixels (see ``inputs`` for the body forms)."""
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 
 from services.inference.app import classify
 from services.inference.app.errors import ApiError
 from services.inference.app.inputs import PredictJson, parse_top_k, read_pixels
+from services.inference.app.responses import OrjsonResponse
 from services.inference.app.schemas import BatchPrediction, PredictionResult, error_responses
 from services.inference.app.services import get_services
 
@@ -45,7 +45,7 @@ OPENAPI = {
     summary="Classify pictures or 28x28 pixel arrays",
     description="One `file` or `pixels` -> one result; several files or `instances` -> `predictions` in order.",
 )
-async def predict_route(request: Request) -> JSONResponse:
+async def predict_route(request: Request) -> OrjsonResponse:
     services = get_services(request)
     top_k = parse_top_k(request.query_params.get("top_k"))
     if services.store.current is None:
@@ -58,4 +58,4 @@ async def predict_route(request: Request) -> JSONResponse:
     probabilities, loaded = await services.batcher.predict(images.pixels)
     results = classify.results(probabilities, top_k, loaded.version, images.warnings)
     body = results[0] if images.single else {"predictions": results, "model_version": loaded.version}
-    return JSONResponse(body)
+    return OrjsonResponse(body)
