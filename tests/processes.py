@@ -106,9 +106,13 @@ def python_command(*args: str) -> list[str]:
 @contextmanager
 def inference_server(log_dir: Path, **env: str | Path) -> Iterator[str]:
     """A real ``python -m services.inference`` on a free port with these settings (environment variables, e.g.
-    ``DEFAULT_MODEL_DIR=...``); yields its base URL once /health answers, stops it afterwards."""
+    ``DEFAULT_MODEL_DIR=...``); yields its base URL once /health answers, stops it afterwards.
+
+    One worker process unless ``WORKERS`` says otherwise: most tests count what one process did (reloads, batches,
+    serving records); ``tests/inference/test_workers.py`` runs several."""
     port = free_port()
     values = {"HOST": "127.0.0.1", "PORT": str(port), "DOWNLOAD": "false", "LOG_LEVEL": "info", "DEVICE": "cpu",
+              "WORKERS": "1",
               **{key: str(value) for key, value in env.items()}}
     log_path = log_dir / f"inference-{port}.log"
     with ServerProcess(python_command("-m", "services.inference"), f"http://127.0.0.1:{port}/health",
