@@ -4,7 +4,7 @@ import importlib
 import sys
 
 BENCHMARKS = ("training_throughput", "training_accuracy", "inference_throughput", "frontend_cache", "photos",
-              "calibration", "explain", "onnx_parity")
+              "calibration", "explain", "onnx_parity", "serving_peers")
 
 
 def main(names: list[str]) -> int:
