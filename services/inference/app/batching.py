@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from services.inference.app.classify import predict_probabilities
-from services.inference.app.errors import ApiError
+from services.inference.app.errors import no_model_yet
 from services.inference.app.model_store import LoadedModel, ModelStore
 
 BatchResult = tuple[np.ndarray, LoadedModel]  # probabilities (N, 10) and the model that produced them
@@ -124,8 +124,7 @@ class MicroBatcher:
         """Reads the current model once per batch, so a hot swap never splits a batch or fails a request."""
         loaded = self.store.current
         if loaded is None:
-            raise ApiError(503, "not_ready", "no model is loaded yet (nothing published in ARTIFACTS_DIR and "
-                                             "no default model); try again when /ready says ready")
+            raise no_model_yet()
         chunks = []
         for start in range(0, len(pixels), self.max_batch_size):  # a big request: several passes
             chunk = pixels[start:start + self.max_batch_size]

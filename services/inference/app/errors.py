@@ -49,6 +49,12 @@ class ApiError(Exception):
         self.status_code, self.error, self.detail = status_code, error, detail
 
 
+def no_model_yet() -> ApiError:
+    """The one answer while nothing is loaded: /ready, /predict, /explain, predicted samples and the batcher."""
+    return ApiError(503, "not_ready", "no model is loaded yet: nothing published in ARTIFACTS_DIR and no default "
+                                      "model in DEFAULT_MODEL_DIR; try again when /ready says ready")
+
+
 def error_response(status_code: int, error: str, detail: str, headers: dict[str, str] | None = None) -> OrjsonResponse:
     return OrjsonResponse({"error": error, "detail": detail}, status_code=status_code, headers=headers)
 
