@@ -88,7 +88,7 @@ def test_a_corrupt_graph_falls_back_to_torch(published):
 
 def test_servers_on_either_backend_answer_the_same_and_say_which_runs(start_server, default_model_dir, tmp_path):
     images = generated_images(64)
-    answers = {}
+    answers, explained = {}, {}
     for backend in ("onnx", "torch"):
         with start_server(ARTIFACTS_DIR=tmp_path / "none", DEFAULT_MODEL_DIR=default_model_dir,
                           BACKEND=backend, THREADS="1") as url:
@@ -97,6 +97,12 @@ def test_servers_on_either_backend_answer_the_same_and_say_which_runs(start_serv
                                      timeout=30)
             assert response.status_code == 200
             answers[backend] = response.json()["predictions"]
+            explanation = requests.post(f"{url}/explain", files=files([encode(images[-1])]), timeout=30)
+            assert explanation.status_code == 200
+            explained[backend] = explanation.json()
+            assert "inference_batch_size" in requests.get(f"{url}/metrics/prometheus", timeout=10).text
+    assert explained["onnx"]["class_id"] == explained["torch"]["class_id"]
+    assert np.abs(np.array(explained["onnx"]["saliency"]) - np.array(explained["torch"]["saliency"])).max() < 1e-3
     for ours, theirs in zip(answers["onnx"], answers["torch"], strict=True):
         assert ours["class_id"] == theirs["class_id"]
         probabilities = {row["class_id"]: row["probability"] for row in theirs["top_k"]}
