@@ -4,7 +4,7 @@ import importlib
 import sys
 
 BENCHMARKS = ("training_throughput", "training_accuracy", "inference_throughput", "frontend_cache", "photos",
-              "calibration", "explain", "distributed_training", "replicas")
+              "calibration", "explain", "onnx_parity", "serving_peers", "distributed_training", "replicas")
 
 
 def main(names: list[str]) -> int:

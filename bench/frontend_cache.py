@@ -2,28 +2,25 @@
 
 The server-side time to answer ``/sample?index=N`` through the Flask app (its test client: no network between
 client and app), with a real redis-server and a real ``python -m services.inference`` serving the default model.
-A miss fetches the test image from the API, asks the API for a prediction, upscales the picture and stores the
-result; a hit reads it back from Redis. The API's /metrics is cached for the whole run (METRICS_TTL_S=600) so only
+A miss asks the API for the test image with its prediction and explanation (one call) and stores the result; a
+hit reads it back from Redis. The API's /metrics is cached for the whole run (METRICS_TTL_S=600) so only
 the sample cache differs between the two rows; the same indexes are asked for in both.
 Settings: BENCH_REQUESTS (per row, default 200), BENCH_MODEL_DIR (default models/default), BENCH_DATA_DIR
-(default /work/shared/data, else data).
+(default ../shared/data beside the checkout, else data).
 """
 
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.common import REPO_ROOT, save_result
+from bench.common import data_dir, model_dir, save_result
 from services.frontend.app import create_app
 from services.frontend.app.config import Settings
-from tests.processes import RedisServer, ServerProcess, free_port
+from tests.processes import InferenceServer, RedisServer
 
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "200"))
-MODEL_DIR = Path(os.environ.get("BENCH_MODEL_DIR", REPO_ROOT / "models" / "default"))
-DATA_DIR = Path(os.environ.get("BENCH_DATA_DIR", "/work/shared/data" if Path("/work/shared/data").is_dir() else "data"))
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -54,14 +51,12 @@ def main() -> None:
         workdir = Path(tmp)
         (workdir / "artifacts").mkdir()
         redis_server = RedisServer(workdir).start()
-        port = free_port()
-        env = {"PORT": str(port), "HOST": "127.0.0.1", "ARTIFACTS_DIR": str(workdir / "artifacts"),
-               "DEFAULT_MODEL_DIR": str(MODEL_DIR), "DATA_DIR": str(DATA_DIR), "DOWNLOAD": "false", "THREADS": "1"}
-        inference = ServerProcess([sys.executable, "-m", "services.inference"], f"http://127.0.0.1:{port}/ready",
-                                  env=env, log_path=workdir / "inference.log")
+        inference = InferenceServer(workdir, wait_for="/ready", ARTIFACTS_DIR=workdir / "artifacts",
+                                    DEFAULT_MODEL_DIR=model_dir(), DATA_DIR=data_dir(), THREADS="1",
+                                    LOG_LEVEL="warning")
         try:
             inference.start()
-            settings = Settings(inference_url=f"http://127.0.0.1:{port}", redis_url=redis_server.url,
+            settings = Settings(inference_url=inference.url, redis_url=redis_server.url,
                                 cache_prefix="bench:", secret_key="bench", metrics_ttl_s=600, sample_ttl_s=3600)
             client = create_app(settings).test_client()
             warm = client.get(f"/sample?index={REQUESTS}")  # opens connections and caches /metrics
@@ -73,7 +68,7 @@ def main() -> None:
             inference.stop()
             redis_server.stop()
     rows = [row("miss", misses), row("hit", hits)]
-    save_result("frontend_cache", rows, model_version=model_version, model_dir=str(MODEL_DIR),
+    save_result("frontend_cache", rows, model_version=model_version, model_dir=str(model_dir()),
                 speedup_p50=rows[0]["p50_ms"] / rows[1]["p50_ms"],
                 method="Flask test client in-process; real redis-server; real inference API process (THREADS=1)")
     print(f"cache hit is {rows[0]['p50_ms'] / rows[1]['p50_ms']:.1f}x faster at the median")

@@ -8,21 +8,18 @@
     and a Lua script that cycles through 64 real test images as multipart bodies; on and off alternate for
     BENCH_ROUNDS rounds (default 3) and each figure is the median of its rounds.
 
-The servers are real ``python -m services.inference`` processes on 127.0.0.1 serving the default model.
+The servers are real ``python -m services.inference`` processes on 127.0.0.1 serving the default model, ONE worker
+process each (this benchmark measures threads and batching inside a process; ``serving_peers`` the defaults).
 Settings: BENCH_SECONDS (per run, default 5), BENCH_ROUNDS, BENCH_MODEL_DIR (default models/default), BENCH_DATA_DIR
-(default /work/shared/data, else data). Goals are printed with the table and saved in the JSON.
+(default ../shared/data beside the checkout, else data). Goals are printed with the table and saved in the JSON.
 """
 
 import asyncio
-import io
 import json
 import os
 import re
-import signal
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -31,17 +28,17 @@ from pathlib import Path
 import httpx
 import numpy as np
 import torch
-from PIL import Image
 
-from bench.common import REPO_ROOT, save_result
+from bench.common import data_dir, model_dir, save_result
+from bench.load import png as _png
 from shared.artifacts import read_manifest
 from shared.checkpoint import load_checkpoint
 from shared.data import load_split
 from shared.preprocess import pixels_to_batch
+from tests.processes import InferenceServer
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
-MODEL_DIR = Path(os.environ.get("BENCH_MODEL_DIR", REPO_ROOT / "models" / "default"))
-DATA_DIR = Path(os.environ.get("BENCH_DATA_DIR", "/work/shared/data" if Path("/work/shared/data").is_dir() else "data"))
+MODEL_DIR, DATA_DIR = model_dir(), data_dir()
 BATCH = 64
 CONCURRENCIES = (1, 16, 64)
 BOUNDARY = "benchboundary7d93"
@@ -64,12 +61,6 @@ done = function(summary, latency, requests)
     e.status, e.connect + e.read + e.write, e.timeout))
 end
 """
-
-
-def _png(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def _multipart(png: bytes) -> bytes:
@@ -111,37 +102,14 @@ def _raw_model(images: np.ndarray, threads: int, batch: int) -> dict:
     return {"case": f"(a) raw model in-process, {label}", "threads": threads, "images_per_s": round(max(rates), 1)}
 
 
-class Server:
-    """A real inference server process on a free port."""
+class Server(InferenceServer):
+    """A real inference server process (one worker) on a free port, ready (/ready) once constructed."""
 
     def __init__(self, threads: int, batching: bool, log_path: Path) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PORT": str(self.port), "HOST": "127.0.0.1",
-               "THREADS": str(threads), "BATCHING": str(batching).lower(), "DEFAULT_MODEL_DIR": str(MODEL_DIR),
-               "ARTIFACTS_DIR": str(log_path.parent / "no-artifacts"), "DATA_DIR": str(DATA_DIR),
-               "DOWNLOAD": "false", "DEVICE": "cpu", "LOG_LEVEL": "warning"}
-        with open(log_path, "ab") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "services.inference"], cwd=REPO_ROOT, env=env,
-                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{self.url}/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"inference server did not start; see {log_path}")
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(15)
+        super().__init__(log_path.parent, wait_for="/ready", WORKERS="1", THREADS=str(threads),
+                         BATCHING=str(batching).lower(), DEFAULT_MODEL_DIR=MODEL_DIR,
+                         ARTIFACTS_DIR=log_path.parent / "no-artifacts", DATA_DIR=DATA_DIR, LOG_LEVEL="warning")
+        self.start()
 
 
 async def _batch_requests(url: str, bodies: list[bytes], seconds: float, concurrency: int = 2) -> tuple[int, float]:

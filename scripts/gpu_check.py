@@ -29,7 +29,7 @@ from services.trainer.config import TrainSettings
 from services.trainer.train import StopFlag, run
 from shared.data import load_split
 from shared.device import DeviceUnavailableError, resolve_device
-from tests.processes import REPO_ROOT, ServerProcess, free_port
+from tests.processes import REPO_ROOT, InferenceServer
 
 BATCH = 64
 CLIENTS = 16
@@ -76,13 +76,11 @@ def png(pixels) -> bytes:
 def serve(args: argparse.Namespace, artifacts: Path, workdir: Path, version: str) -> dict:
     test = load_split(args.data_dir, train=False, download=False)
     images, labels = test.images[:args.predictions], test.labels[:args.predictions].tolist()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {"HOST": "127.0.0.1", "PORT": str(port), "DEVICE": args.device, "ARTIFACTS_DIR": str(artifacts),
-           "DEFAULT_MODEL_DIR": str(workdir / "no-default-model"), "DATA_DIR": str(args.data_dir),
-           "DOWNLOAD": "false", "LOG_LEVEL": "warning"}
-    with ServerProcess([sys.executable, "-m", "services.inference"], f"{url}/ready", env,
-                       workdir / "inference.log").start(timeout=120):
+    server = InferenceServer(workdir, wait_for="/ready", DEVICE=args.device, ARTIFACTS_DIR=artifacts,
+                             DEFAULT_MODEL_DIR=workdir / "no-default-model", DATA_DIR=args.data_dir,
+                             LOG_LEVEL="warning", WORKERS="0")  # the defaults: one process on a GPU
+    url = server.url
+    with server.start(timeout=120):
         model = requests.get(f"{url}/metrics", timeout=10).json()["model"]
         assert model["version"] == version and model["device"].startswith(args.device), f"serving {model}"
         with requests.Session() as session:  # warm-up: the first pass on a GPU compiles kernels

@@ -3,10 +3,11 @@
     <artifacts>/latest.json                    manifest naming the current best model
     <artifacts>/metrics.json                   metrics of the latest finished training run
     <artifacts>/models/<version>.pt            published checkpoints (never modified after publishing)
+    <artifacts>/models/<version>.onnx          the same model as an ONNX graph (shared/onnx_export.py)
     <artifacts>/models/<version>.metrics.json  the metrics that belong to that checkpoint
     <artifacts>/run/last.pt, run/best.pt       the trainer's working state, for resuming
 
-Publishing writes the checkpoint and its metrics completely first and only then replaces the manifest, each
+Publishing writes the checkpoint, its graph and its metrics completely first and only then replaces the manifest, each
 step atomically, so a reader that follows the manifest never reaches a partial file.
 
 Retention (``prune_models``, run by the trainer after it publishes): the newest KEEP_MODELS published models stay,
@@ -22,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from shared.atomic import write_json_atomic
-from shared.checkpoint import save_checkpoint
+from shared.checkpoint import Checkpoint, save_checkpoint
+from shared.onnx_export import graph_path, write_onnx
 from shared.serving import served_checkpoints
 
 log = logging.getLogger(__name__)
@@ -44,12 +46,17 @@ def run_dir(artifacts_dir: str | Path) -> Path:
     return Path(artifacts_dir) / "run"
 
 
-def publish_model(artifacts_dir: str | Path, checkpoint: dict[str, Any], metrics: dict[str, Any]) -> PublishedModel:
+def publish_model(artifacts_dir: str | Path, checkpoint: dict[str, Any], metrics: dict[str, Any], *,
+                  graph: bool = True) -> PublishedModel:
+    """Publish a checkpoint (a ``shared.checkpoint`` dict), with its ONNX graph unless ``graph`` is False."""
     artifacts_dir = Path(artifacts_dir)
     version = checkpoint["model_version"]
     checkpoint_rel = Path("models") / f"{version}.pt"
     metrics_rel = Path("models") / f"{version}.metrics.json"
-    save_checkpoint(artifacts_dir / checkpoint_rel, checkpoint)
+    save_checkpoint(artifacts_dir / checkpoint_rel, checkpoint)  # first: retention reads the rest as its leftovers
+    if graph:
+        checkpoint_path = artifacts_dir / checkpoint_rel
+        write_onnx(Checkpoint(checkpoint_path, checkpoint).build_model("cpu"), graph_path(checkpoint_path))
     write_json_atomic(artifacts_dir / metrics_rel, metrics)
     write_json_atomic(artifacts_dir / "metrics.json", metrics)
     manifest = {

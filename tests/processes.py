@@ -1,4 +1,7 @@
-"""Start real server processes for tests and benchmarks, wait until they answer, and always stop them."""
+"""Start real server processes for tests and benchmarks, wait until they answer, and always stop them.
+
+The one harness: every test, benchmark and script that needs an inference API starts it with ``InferenceServer``
+(or ``inference_server``, its context-manager form); Redis with ``RedisServer``."""
 
 import os
 import signal
@@ -60,6 +63,9 @@ class ServerProcess:
             self.process.wait()
 
     def __enter__(self) -> "ServerProcess":
+        """Starts it, unless ``start()`` already did (``with server.start(timeout=120):`` starts one process)."""
+        if self.process is not None and self.process.poll() is None:
+            return self
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -103,14 +109,25 @@ def python_command(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
-@contextmanager
-def inference_server(log_dir: Path, **env: str | Path) -> Iterator[str]:
+class InferenceServer(ServerProcess):
     """A real ``python -m services.inference`` on a free port with these settings (environment variables, e.g.
-    ``DEFAULT_MODEL_DIR=...``); yields its base URL once /health answers, stops it afterwards."""
-    port = free_port()
-    values = {"HOST": "127.0.0.1", "PORT": str(port), "DOWNLOAD": "false", "LOG_LEVEL": "info", "DEVICE": "cpu",
-              **{key: str(value) for key, value in env.items()}}
-    log_path = log_dir / f"inference-{port}.log"
-    with ServerProcess(python_command("-m", "services.inference"), f"http://127.0.0.1:{port}/health",
-                       env=values, log_path=log_path):
-        yield f"http://127.0.0.1:{port}"
+    ``DEFAULT_MODEL_DIR=...``), logging to ``log_dir/inference-<port>.log``; ``start()`` returns once ``wait_for``
+    (/health, or /ready: a model is loaded) answers below 500, and ``url`` is its base URL.
+
+    One worker process unless ``WORKERS`` says otherwise: most tests count what one process did (reloads, batches,
+    serving records); ``tests/inference/test_workers.py`` runs several, and the benchmarks the defaults."""
+
+    def __init__(self, log_dir: Path, wait_for: str = "/health", port: int | None = None, **env: str | Path) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        values = {"HOST": "127.0.0.1", "PORT": str(self.port), "DOWNLOAD": "false", "LOG_LEVEL": "info",
+                  "DEVICE": "cpu", "WORKERS": "1", **{key: str(value) for key, value in env.items()}}
+        super().__init__(python_command("-m", "services.inference"), f"{self.url}{wait_for}", env=values,
+                         log_path=log_dir / f"inference-{self.port}.log")
+
+
+@contextmanager
+def inference_server(log_dir: Path, wait_for: str = "/health", **env: str | Path) -> Iterator[str]:
+    """``InferenceServer`` as a context: yields its base URL once it answers, stops it afterwards."""
+    with InferenceServer(log_dir, wait_for, **env) as server:
+        yield server.url

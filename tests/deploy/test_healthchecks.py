@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.deploy.helpers import BASE_FILE, compose_config
-from tests.processes import REPO_ROOT, ServerProcess, free_port
+from tests.processes import REPO_ROOT, InferenceServer, free_port
 
 
 def health_command(service: str) -> list[str]:
@@ -28,13 +28,9 @@ def server_without_model(tmp_path_factory, tiny_data_dir):
     workdir = tmp_path_factory.mktemp("healthcheck")
     artifacts = workdir / "artifacts"
     artifacts.mkdir()
-    port = free_port()
-    env = {"HOST": "127.0.0.1", "PORT": str(port), "ARTIFACTS_DIR": str(artifacts), "DATA_DIR": str(tiny_data_dir),
-           "DEFAULT_MODEL_DIR": str(workdir / "no-model"), "DOWNLOAD": "false", "THREADS": "1",
-           "RELOAD_INTERVAL_S": "0.2"}
-    with ServerProcess([sys.executable, "-m", "services.inference"], f"http://127.0.0.1:{port}/health", env,
-                       workdir / "inference.log") as server:
-        yield server, port, artifacts
+    with InferenceServer(workdir, ARTIFACTS_DIR=artifacts, DATA_DIR=tiny_data_dir,
+                         DEFAULT_MODEL_DIR=workdir / "no-model", THREADS="1", RELOAD_INTERVAL_S="0.2") as server:
+        yield server, server.port, artifacts
 
 
 def test_checks_follow_the_servers_answers(server_without_model, default_model_dir):

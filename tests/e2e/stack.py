@@ -5,7 +5,7 @@ from pathlib import Path
 
 import requests
 
-from tests.processes import RedisServer, ServerProcess, free_port, python_command
+from tests.processes import InferenceServer, RedisServer, ServerProcess, free_port, python_command
 
 
 class Stack:
@@ -13,14 +13,10 @@ class Stack:
 
     def __init__(self, tiny_artifacts: Path, tiny_data_dir: Path, workdir: Path) -> None:
         self.redis = RedisServer(workdir)
-        api_port, page_port = free_port(), free_port()
-        self.api, self.page = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{page_port}"
-        self.api_process = ServerProcess(
-            python_command("-m", "services.inference"), f"{self.api}/ready",
-            {"HOST": "127.0.0.1", "PORT": str(api_port), "ARTIFACTS_DIR": str(tiny_artifacts),
-             "DEFAULT_MODEL_DIR": str(workdir / "no-default-model"), "DATA_DIR": str(tiny_data_dir),
-             "DOWNLOAD": "false", "DEVICE": "cpu"},
-            workdir / "inference.log")
+        page_port = free_port()
+        self.api_process = InferenceServer(workdir, wait_for="/ready", ARTIFACTS_DIR=tiny_artifacts,
+                                           DEFAULT_MODEL_DIR=workdir / "no-default-model", DATA_DIR=tiny_data_dir)
+        self.api, self.page = self.api_process.url, f"http://127.0.0.1:{page_port}"
         self.page_process = ServerProcess(
             python_command("-m", "services.frontend"), f"{self.page}/health",
             {"HOST": "127.0.0.1", "PORT": str(page_port), "INFERENCE_URL": self.api, "REDIS_URL": self.redis.url,

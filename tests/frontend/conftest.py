@@ -19,28 +19,25 @@ from flask import Flask
 
 from services.frontend.app import create_app
 from services.frontend.app.config import Settings
-from tests.processes import REPO_ROOT, ServerProcess, free_port
+from tests.processes import REPO_ROOT, InferenceServer, ServerProcess, free_port
 
 ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
 
 
-def start_inference(port: int, model_dir: Path, data_dir: Path, workdir: Path) -> ServerProcess:
+def start_inference(model_dir: Path, data_dir: Path, workdir: Path, port: int | None = None) -> InferenceServer:
     """The real ``python -m services.inference``, serving ``model_dir`` and the test images of ``data_dir``."""
     artifacts = workdir / "artifacts"
     artifacts.mkdir(exist_ok=True)
-    env = {"PORT": str(port), "HOST": "127.0.0.1", "ARTIFACTS_DIR": str(artifacts),
-           "DEFAULT_MODEL_DIR": str(model_dir), "DATA_DIR": str(data_dir), "DOWNLOAD": "false", "THREADS": "1"}
-    return ServerProcess([sys.executable, "-m", "services.inference"], f"http://127.0.0.1:{port}/ready", env=env,
-                         log_path=workdir / "inference.log").start()
+    return InferenceServer(workdir, wait_for="/ready", port=port, ARTIFACTS_DIR=artifacts, DEFAULT_MODEL_DIR=model_dir,
+                           DATA_DIR=data_dir, THREADS="1").start()
 
 
 @pytest.fixture(scope="session")
 def inference_api(tiny_artifacts, tiny_data_dir, tmp_path_factory) -> Iterator[str]:
     """The inference API serving the tiny model and the 200 tiny test images (for the view tests)."""
-    port = free_port()
-    server = start_inference(port, tiny_artifacts, tiny_data_dir, tmp_path_factory.mktemp("fe-inference"))
+    server = start_inference(tiny_artifacts, tiny_data_dir, tmp_path_factory.mktemp("fe-inference"))
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield server.url
     finally:
         server.stop()
 
@@ -48,10 +45,9 @@ def inference_api(tiny_artifacts, tiny_data_dir, tmp_path_factory) -> Iterator[s
 @pytest.fixture(scope="session")
 def real_inference_api(default_model_dir, real_data_dir, tmp_path_factory) -> Iterator[str]:
     """The inference API serving the shipped default model and the real FashionMNIST test set."""
-    port = free_port()
-    server = start_inference(port, default_model_dir, real_data_dir, tmp_path_factory.mktemp("fe-real-inference"))
+    server = start_inference(default_model_dir, real_data_dir, tmp_path_factory.mktemp("fe-real-inference"))
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield server.url
     finally:
         server.stop()
 

@@ -69,7 +69,8 @@ def test_random_sample_upload_and_drawing(browser, frontend_server):
     expect(image).to_be_visible()
     page.wait_for_function("() => { const img = document.querySelector('#sample-result img.pixelated');"
                            " return img && img.complete && img.naturalWidth > 0; }")
-    assert image.evaluate("img => img.naturalWidth") == 256
+    assert image.evaluate("img => img.naturalWidth") == 28  # the API's own 28x28 PNG ...
+    assert image.bounding_box()["width"] > 8 * 28  # ... scaled up by CSS (image-rendering: pixelated)
     overlay = page.locator("#sample-result").get_by_test_id("overlay")  # why: the heat map beside the picture
     expect(overlay).to_be_visible()
     page.wait_for_function("() => { const img = document.querySelector('#sample-result [data-testid=overlay]');"

@@ -96,7 +96,7 @@ def test_sample_miss_then_hit_is_counted_and_cached_with_a_ttl_under_the_model_v
     assert body["correct"] == (body["prediction"]["class_id"] == body["true_class_id"])
     assert body["image"].startswith("data:image/png;base64,")
     image = Image.open(io.BytesIO(base64.b64decode(body["image"].split(",", 1)[1])))
-    assert image.size == (256, 256)
+    assert image.size == (28, 28)  # the API's PNG as it came: the page scales it up with CSS
     assert f"#{7}" in body["html"] and body["prediction"]["label"] in body["html"]
     assert second.json["prediction"] == body["prediction"]
     assert set(body["prediction"]) == {"class_id", "label", "confidence", "top_k", "model_version"}
@@ -225,7 +225,7 @@ def test_page_works_again_as_soon_as_the_api_is_back(make_app, tiny_artifacts, t
     port = free_port()
     client = make_app(inference_url=f"http://127.0.0.1:{port}").test_client()
     assert "Predictions are unavailable" in client.get("/").get_data(as_text=True)
-    server = start_inference(port, tiny_artifacts, tiny_data_dir, tmp_path)
+    server = start_inference(tiny_artifacts, tiny_data_dir, tmp_path, port=port)
     try:
         page = client.get("/").get_data(as_text=True)
         assert "Predictions are unavailable" not in page and 'class="pixelated"' in page

@@ -10,7 +10,7 @@ from PIL import Image
 
 from bench.explain import faithfulness
 from tests.inference.helpers import encode, files
-from tests.inference.test_bad_input import CASES, GOOD
+from tests.inference.test_bad_input import CASES, GOOD, _wait_for_samples
 
 
 def explain(url: str, pixels: np.ndarray, **params) -> dict:
@@ -102,3 +102,16 @@ def test_deleting_the_most_salient_pixels_hurts_at_least_twice_as_much_as_random
     result = faithfulness(default_server, images[:100])
     assert result["images"] == 100
     assert result["ratio"] >= 2, result
+
+
+def test_a_sample_comes_with_its_prediction_and_explanation_in_one_call(default_server):
+    _wait_for_samples(default_server)
+    sample = requests.get(f"{default_server}/samples/42?explain=true&top_k=4", timeout=30).json()
+    direct = requests.post(f"{default_server}/explain?top_k=4", json={"pixels": sample["pixels"]}, timeout=30).json()
+    assert sample["prediction"] == direct  # the same answer as posting its pixels back, without the round trip
+    assert len(sample["prediction"]["top_k"]) == 4
+    assert "prediction" not in requests.get(f"{default_server}/samples/42", timeout=10).json()
+    randoms = requests.get(f"{default_server}/samples/random?count=2&explain=true", timeout=60).json()["samples"]
+    assert [len(item["prediction"]["top_k"]) for item in randoms] == [3, 3]
+    too_many = requests.get(f"{default_server}/samples/random?count=9&explain=true", timeout=10)
+    assert too_many.status_code == 422 and too_many.json()["error"] == "too_many_to_explain"

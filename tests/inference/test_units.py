@@ -8,10 +8,10 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from services.inference.app.classify import results, top_k_result
 from services.inference.app.config import Settings
 from services.inference.app.images import PictureTooLarge, decode_picture
 from services.inference.app.main import create_app
-from services.inference.app.predict import results, top_k_result
 from shared.picture import WORKING_SIDE
 
 

@@ -69,7 +69,7 @@ def test_model_swaps_under_load_fail_nothing_and_keep_memory_flat(start_server, 
     assert answered[0] > 100
     assert count(end, "inference_model_reloads_total", outcome="loaded") == SWAPS + 1
     kept = sorted(path.name for path in (artifacts / "models").glob("*"))
-    assert len(kept) == 2 * KEEP and f"{version}.pt" in kept, kept  # checkpoints and their metrics
+    assert len(kept) == 3 * KEEP and f"{version}.pt" in kept, kept  # checkpoints, their graphs and metrics
     assert list(serving.glob("*.json")) == [], "a stopped server removes its serving record"
     grown_mb = (count(end, "process_resident_memory_bytes") - count(warm, "process_resident_memory_bytes")) / 2**20
     fds = count(end, "process_open_fds") - count(warm, "process_open_fds")

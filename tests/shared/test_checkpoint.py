@@ -1,6 +1,7 @@
 import json
 from datetime import datetime
 
+import numpy as np
 import pytest
 import torch
 
@@ -13,6 +14,8 @@ from shared.checkpoint import (
     save_checkpoint,
 )
 from shared.model import FashionMNISTModelV2
+from shared.onnx_export import graph_path
+from shared.preprocess import pixels_to_batch
 
 
 def make_checkpoint() -> dict:
@@ -68,6 +71,21 @@ def test_publish_writes_checkpoint_and_metrics_before_the_manifest(tmp_path):
     assert json.loads(published.metrics_path.read_text()) == {"test_accuracy": 0.9}
     assert load_checkpoint(published.checkpoint_path).model_version == published.model_version
     assert read_manifest(tmp_path / "nowhere") is None
+
+
+def test_publish_writes_an_onnx_graph_that_answers_the_checkpoints_logits(tmp_path):
+    onnxruntime = pytest.importorskip("onnxruntime")  # the inference service's dependency, not the trainer's
+    published = publish_model(tmp_path, make_checkpoint(), {"test_accuracy": 0.9})
+    graph = graph_path(published.checkpoint_path)
+    assert graph == published.checkpoint_path.with_suffix(".onnx") and graph.is_file()
+    assert not [path for path in graph.parent.iterdir() if path.name.startswith(".")]  # no temporary file left
+    pixels = np.random.default_rng(0).integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    session = onnxruntime.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+    (logits,) = session.run(None, {"pixels": pixels})
+    with torch.inference_mode():
+        expected = load_checkpoint(published.checkpoint_path).build_model()(pixels_to_batch(torch.from_numpy(pixels)))
+    assert logits.shape == (5, 10)
+    np.testing.assert_allclose(logits, expected.numpy(), atol=1e-4)
 
 
 def test_the_temperature_is_stored_and_is_part_of_the_version(tmp_path):

@@ -94,6 +94,6 @@ def test_every_file_of_a_deleted_model_goes_and_nothing_else(ten):
 def test_keep_zero_keeps_everything_and_a_real_publication_is_pruned_the_same_way(ten, tmp_path):
     assert prune_models(ten, keep=0) == [] and len(_versions(ten)) == 10
     assert prune_models(tmp_path / "never-published", keep=5) == []
-    published = publish_model(ten, {"model_version": "v10", "weights": [1.0]}, {"test_accuracy": 0.5})
+    published = publish_model(ten, {"model_version": "v10", "weights": [1.0]}, {"test_accuracy": 0.5}, graph=False)
     prune_models(ten, keep=1)
     assert _versions(ten) == ["v10"] and published.metrics_path.is_file()

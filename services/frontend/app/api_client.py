@@ -57,12 +57,9 @@ class InferenceClient:
     def metrics(self) -> dict[str, Any]:
         return self._call("GET", "/metrics")
 
-    def sample(self, index: int) -> dict[str, Any]:
-        return self._call("GET", f"/samples/{index}")
-
-    def explain_pixels(self, pixels: list[list[int]], top_k: int) -> dict[str, Any]:
-        """One image's prediction and its explanation: a single call gives what the page shows beside it."""
-        return self._call("POST", "/explain", params={"top_k": top_k}, json={"pixels": pixels})
+    def explained_sample(self, index: int, top_k: int) -> dict[str, Any]:
+        """A test image with its prediction and explanation (``prediction``, /explain's answer): one call."""
+        return self._call("GET", f"/samples/{index}", params={"explain": "true", "top_k": top_k})
 
     def explain_file(self, filename: str, data: bytes, content_type: str, top_k: int) -> dict[str, Any]:
         """Send the uploaded bytes as they came (the API decodes them; we never do)."""

@@ -27,5 +27,4 @@ class Settings(BaseSettings):
     cache_prefix: str = Field("fmnist:", description="prefix of every Redis key this app writes")
 
     max_upload_bytes: int = Field(2 * 1024 * 1024, ge=1024, description="largest picture accepted (413 above)")
-    image_scale: int = Field(256, ge=28, le=1024, description="pixel size the 28x28 samples are upscaled to")
     top_k: int = Field(3, ge=1, le=10, description="probabilities shown per prediction")

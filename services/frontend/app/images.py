@@ -1,9 +1,7 @@
-"""Picture helpers: upscale a 28x28 sample crisply, and tell an upload's type from its first bytes."""
+"""Picture helpers: tell an upload's type from its first bytes, and make data URIs (the page scales the 28x28
+samples up with CSS, ``image-rendering: pixelated``)."""
 
 import base64
-import io
-
-from PIL import Image
 
 # Magic numbers of the formats the inference API decodes. Sniffing the bytes is cheap and does not trust the
 # browser's content type; the API still does the one and only decode.
@@ -25,16 +23,6 @@ def sniff_image_type(data: bytes) -> str | None:
         if data.startswith(signature):
             return mime
     return None
-
-
-def upscaled_png(pixels: list[list[int]], size: int) -> str:
-    """The 28x28 grayscale pixels as a ``size`` x ``size`` PNG (NEAREST: crisp squares), base64-encoded."""
-    height, width = len(pixels), len(pixels[0])
-    flat = bytes(max(0, min(255, int(value))) for row in pixels for value in row)
-    image = Image.frombytes("L", (width, height), flat).resize((size, size), Image.Resampling.NEAREST)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=True)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def data_uri(mime: str, payload: bytes | str) -> str:

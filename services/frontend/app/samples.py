@@ -11,7 +11,7 @@ from typing import Any
 
 from services.frontend.app.api_client import InferenceClient, split_explanation
 from services.frontend.app.cache import Cache
-from services.frontend.app.images import data_uri, upscaled_png
+from services.frontend.app.images import data_uri
 from services.frontend.app.metrics import cached_metrics, forget_metrics
 
 
@@ -25,10 +25,10 @@ class SampleNotFound(Exception):
 
 class SampleService:
     def __init__(self, api: InferenceClient, cache: Cache, sample_ttl_s: float, metrics_ttl_s: float,
-                 image_size: int, top_k: int, rng: random.Random | None = None) -> None:
+                 top_k: int, rng: random.Random | None = None) -> None:
         self.api, self.cache = api, cache
         self.sample_ttl_s, self.metrics_ttl_s = sample_ttl_s, metrics_ttl_s
-        self.image_size, self.top_k = image_size, top_k
+        self.top_k = top_k
         self.rng = rng or random.Random()
 
     def key(self, model_version: str, index: int) -> str:
@@ -58,13 +58,15 @@ class SampleService:
         return record, False
 
     def _build(self, index: int) -> dict[str, Any]:
-        sample = self.api.sample(index)
-        prediction, explanation = split_explanation(self.api.explain_pixels(sample["pixels"], top_k=self.top_k))
+        """One API call: the image, its true label, and the model's prediction and explanation. The 28x28 PNG is
+        shown as the API sends it; CSS scales it up (``image-rendering: pixelated``: crisp squares)."""
+        sample = self.api.explained_sample(index, top_k=self.top_k)
+        prediction, explanation = split_explanation(sample["prediction"])
         return {
             "index": index,
             "true_class_id": sample["class_id"],
             "true_label": sample["label"],
-            "image": data_uri("image/png", upscaled_png(sample["pixels"], self.image_size)),
+            "image": data_uri("image/png", sample["image_png_base64"]),
             "prediction": prediction,
             "explanation": explanation,
             "correct": prediction["class_id"] == sample["class_id"],

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.device import resolve_device
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore")
@@ -17,7 +19,13 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("data"), description="torchvision root with FashionMNIST/raw/ (for /samples)")
     download: bool = Field(True, description="download FashionMNIST for /samples when the files are missing")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available, else cpu")
-    threads: int = Field(0, ge=0, description="torch intra-op CPU threads (0 = all cores but one, at least 1)")
+    backend: Literal["auto", "onnx", "torch"] = Field(
+        "auto", description="auto = ONNX Runtime on the CPU when the model has its .onnx graph, else torch (always "
+                            "torch on CUDA); onnx = graphs only; torch = PyTorch everywhere")
+    workers: int = Field(0, ge=0, description="server processes, each with its own model (0 = one per core on "
+                                              "the CPU, one on a GPU)")
+    threads: int = Field(0, ge=0, description="model threads per process (0: 1 with several workers, else all "
+                                              "cores but one, at least 1)")
     host: str = Field("127.0.0.1")
     port: int = Field(8000, ge=1, le=65535)
     log_level: str = Field("info")
@@ -45,9 +53,21 @@ class Settings(BaseSettings):
                                                                  "is trusted: the edge's (uvicorn's setting)")
 
     @property
+    def processes(self) -> int:
+        """Worker processes: WORKERS; by default one per core this process may run on, and one on a GPU (one CUDA
+        context, and micro-batching there fills the device better than processes competing for it)."""
+        if self.workers:
+            return self.workers
+        on_gpu = self.device == "cuda" or (self.device == "auto" and resolve_device("auto").type == "cuda")
+        return 1 if on_gpu else len(os.sched_getaffinity(0))
+
+    @property
     def model_threads(self) -> int:
-        """Threads for the forward pass. By default one core is left to the event loop, which parses requests
-        and encodes answers in Python: on 2 cores, 2 model threads made the model faster but starved the HTTP
-        side (the batch form of /predict reached 55 % of the raw model's throughput instead of 79 %)."""
-        return self.threads or max(1, len(os.sched_getaffinity(0)) - 1)
+        """Threads for the forward pass. With a worker per core, one each: the cores are already all busy. In a
+        single process, one core is left to the event loop, which parses requests and encodes answers in Python:
+        on 2 cores, 2 model threads made the model faster but starved the HTTP side (the batch form of /predict
+        reached 55 % of the raw model's throughput instead of 79 %)."""
+        if self.threads:
+            return self.threads
+        return 1 if self.processes > 1 else max(1, len(os.sched_getaffinity(0)) - 1)
 

@@ -15,7 +15,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
@@ -26,6 +26,7 @@ from services.inference.app.images import (
     UndecodablePicture,
     UnsupportedPicture,
 )
+from services.inference.app.responses import OrjsonResponse
 from shared.picture import NoObjectError
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,14 @@ class ApiError(Exception):
         self.status_code, self.error, self.detail = status_code, error, detail
 
 
-def error_response(status_code: int, error: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": error, "detail": detail}, status_code=status_code, headers=headers)
+def no_model_yet() -> ApiError:
+    """The one answer while nothing is loaded: /ready, /predict, /explain, predicted samples and the batcher."""
+    return ApiError(503, "not_ready", "no model is loaded yet: nothing published in ARTIFACTS_DIR and no default "
+                                      "model in DEFAULT_MODEL_DIR; try again when /ready says ready")
+
+
+def error_response(status_code: int, error: str, detail: str, headers: dict[str, str] | None = None) -> OrjsonResponse:
+    return OrjsonResponse({"error": error, "detail": detail}, status_code=status_code, headers=headers)
 
 
 def describe_validation_errors(errors: list[dict], limit: int = 3) -> str:
@@ -62,7 +69,7 @@ def describe_validation_errors(errors: list[dict], limit: int = 3) -> str:
     return "; ".join(parts) + (f" (and {more} more errors)" if more > 0 else "")
 
 
-def _counted(request: Request, status_code: int, error: str, detail: str, headers=None) -> JSONResponse:
+def _counted(request: Request, status_code: int, error: str, detail: str, headers=None) -> OrjsonResponse:
     metrics = getattr(request.app.state, "metrics", None)
     if metrics is not None:
         metrics.errors.labels(error).inc()
@@ -71,23 +78,23 @@ def _counted(request: Request, status_code: int, error: str, detail: str, header
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def api_error(request: Request, error: ApiError) -> JSONResponse:
+    async def api_error(request: Request, error: ApiError) -> OrjsonResponse:
         return _counted(request, error.status_code, error.error, error.detail)
 
     @app.exception_handler(PictureError)
-    async def picture_error(request: Request, error: PictureError) -> JSONResponse:
+    async def picture_error(request: Request, error: PictureError) -> OrjsonResponse:
         return _counted(request, PICTURE_STATUS.get(type(error), 422), error.code, str(error))
 
     @app.exception_handler(NoObjectError)
-    async def no_object(request: Request, error: NoObjectError) -> JSONResponse:
+    async def no_object(request: Request, error: NoObjectError) -> OrjsonResponse:
         return _counted(request, 422, "no_object_found", str(error))
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, error: RequestValidationError) -> OrjsonResponse:
         return _counted(request, 422, "invalid_request", describe_validation_errors(list(error.errors())))
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: StarletteHTTPException) -> OrjsonResponse:
         code = HTTP_CODES.get(error.status_code, "http_error")
         return _counted(request, error.status_code, code, str(error.detail), getattr(error, "headers", None))
 
@@ -98,6 +105,6 @@ def install_error_handlers(app: FastAPI) -> None:
         return Response(status_code=CLIENT_CLOSED_REQUEST)
 
     @app.exception_handler(Exception)
-    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+    async def unexpected(request: Request, error: Exception) -> OrjsonResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return _counted(request, 500, "internal_error", f"unexpected {type(error).__name__}; see the server log")

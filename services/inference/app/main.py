@@ -21,6 +21,7 @@ from services.inference.app.errors import install_error_handlers
 from services.inference.app.metrics_prom import Metrics, PrometheusMiddleware
 from services.inference.app.model_store import LoadedModel, ModelStore
 from services.inference.app.replica import ReplicaHeadersMiddleware
+from services.inference.app.responses import OrjsonResponse
 from services.inference.app.routes import explain, meta, predict, samples
 from services.inference.app.saliency import Explainer
 from services.inference.app.samples import SampleStore
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 record.remove()
 
     app = FastAPI(title="FashionMNIST inference API", version="1.0.0", lifespan=lifespan,
+                  default_response_class=OrjsonResponse,
                   description="Classifies clothing pictures into the 10 FashionMNIST classes.")
     app.state.metrics = metrics
     openapi = app.openapi  # built once and cached by FastAPI; the limits go in the first time
@@ -74,7 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 async def _start(settings: Settings, metrics: Metrics) -> Services:
     torch.set_num_threads(settings.model_threads)
-    store = ModelStore(settings.artifacts_dir, settings.default_model_dir, resolve_device(settings.device))
+    store = ModelStore(settings.artifacts_dir, settings.default_model_dir, resolve_device(settings.device),
+                       backend=settings.backend, threads=settings.model_threads)
     store.on_loaded.append(metrics.model_loaded)
     store.on_refused.append(metrics.model_refused)
     await asyncio.to_thread(store.poll)

@@ -5,11 +5,19 @@ template (``/samples/{index}``, not the raw path) so the label set stays small. 
 before its body was complete is counted with status 499 (see ``errors``), never as a 5xx. The registry also
 carries the process's own figures (``process_resident_memory_bytes``, ``process_open_fds``, ...), which the
 reliability tests watch across model swaps.
+
+Several worker processes (WORKERS > 1): prometheus_client's multiprocess mode. ``__main__`` points
+PROMETHEUS_MULTIPROC_DIR at an emptied folder before the workers start; each worker writes its values there and
+the worker that answers a scrape adds them all up (``MultiProcessCollector``), so counters and histograms count
+every request whichever worker served it. ``inference_model_info`` is then the highest value across workers
+(1 while any worker serves that version) and the ``process_*`` figures are those of the worker that answered.
 """
 
+import os
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -31,10 +39,14 @@ class Metrics:
                                        buckets=LATENCY_BUCKETS, registry=r)
         self.images = Counter("inference_images_total", "Images classified", registry=r)
         self.model_info = Gauge("inference_model_info", "The serving model (value 1)",
-                                ["version", "source", "device"], registry=r)
+                                ["version", "source", "device"], registry=r, multiprocess_mode="max")
         self.reloads = Counter("inference_model_reloads_total", "Model loads by outcome", ["outcome"], registry=r)
-        self.samples = Gauge("inference_samples_available", "Test images available to /samples", registry=r)
-        ProcessCollector(registry=r)
+        self.samples = Gauge("inference_samples_available", "Test images available to /samples", registry=r,
+                             multiprocess_mode="max")
+        self.multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")  # set by __main__ for WORKERS > 1
+        self.process = CollectorRegistry(auto_describe=True) if self.multiprocess_dir else r
+        ProcessCollector(registry=self.process)
+        self._model_labels: tuple[str, str, str] | None = None
 
     def observe_batch(self, images: int, seconds: float) -> None:
         self.batch_size.observe(images)
@@ -42,15 +54,22 @@ class Metrics:
         self.images.inc(images)
 
     def model_loaded(self, loaded) -> None:
+        if self.multiprocess_dir and self._model_labels is not None:  # the files keep a cleared label: zero it
+            self.model_info.labels(*self._model_labels).set(0)
         self.model_info.clear()
-        self.model_info.labels(loaded.version, loaded.source, str(loaded.device)).set(1)
+        self._model_labels = (loaded.version, loaded.source, str(loaded.device))
+        self.model_info.labels(*self._model_labels).set(1)
         self.reloads.labels("loaded").inc()
 
     def model_refused(self, _path: str) -> None:
         self.reloads.labels("rejected").inc()
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        if not self.multiprocess_dir:
+            return generate_latest(self.registry)
+        every_worker = CollectorRegistry()
+        MultiProcessCollector(every_worker, path=self.multiprocess_dir)
+        return generate_latest(every_worker) + generate_latest(self.process)
 
 
 class PrometheusMiddleware:

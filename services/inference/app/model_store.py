@@ -4,6 +4,9 @@ Resolution: the model named by ``ARTIFACTS_DIR/latest.json`` (what the trainer p
 the one named by ``DEFAULT_MODEL_DIR/latest.json`` (shipped with the repository). The default is only a
 starting point: once a published model serves, a later broken publication never sends us back to it.
 
+Which code runs the network (BACKEND: ONNX Runtime or PyTorch) is chosen per model, as it loads (see
+``backends``): the same model serves the same probabilities, temperature and versions on either.
+
 Hot reload: ``poll()`` runs every RELOAD_INTERVAL_S (in a thread, from the app's lifespan). A new checkpoint is
 loaded, checked with a test forward pass and only then swapped in with one attribute assignment. Each batch
 reads ``current`` once, so in-flight requests finish on the model they started with and never fail. A
@@ -24,14 +27,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
-from torch import nn
 
+from services.inference.app.backends import Backend, OnnxBackend, TorchBackend, check_agrees
 from services.inference.app.redact import redact
 from shared.artifacts import PublishedModel, read_manifest
 from shared.checkpoint import CheckpointError, load_checkpoint
 from shared.classes import NUM_CLASSES
+from shared.onnx_export import graph_path
 from shared.preprocess import IMAGE_SIDE
+
+BackendChoice = Literal["auto", "onnx", "torch"]
 
 log = logging.getLogger(__name__)
 MAX_REJECTIONS_KEPT = 20
@@ -41,7 +48,7 @@ MAX_REJECTIONS_KEPT = 20
 class LoadedModel:
     """A model ready to serve, with what /metrics reports about it."""
 
-    model: nn.Module
+    backend: Backend  # runs the network: ``backend.logits(uint8 pixels)``
     version: str
     device: torch.device
     source: Literal["artifacts", "default"]
@@ -73,8 +80,10 @@ def _file_key(path: Path) -> tuple[str, int, int]:
 
 
 class ModelStore:
-    def __init__(self, artifacts_dir: Path, default_model_dir: Path, device: torch.device) -> None:
+    def __init__(self, artifacts_dir: Path, default_model_dir: Path, device: torch.device,
+                 backend: BackendChoice = "auto", threads: int = 1) -> None:
         self.artifacts_dir, self.default_model_dir, self.device = artifacts_dir, default_model_dir, device
+        self.backend, self.threads = backend, threads
         self.current: LoadedModel | None = None
         self.folders = {"ARTIFACTS_DIR": artifacts_dir, "DEFAULT_MODEL_DIR": default_model_dir}  # for ``redact``
         self.reload = ReloadState()
@@ -118,18 +127,38 @@ class ModelStore:
 
     def _load(self, published: PublishedModel, source: Literal["artifacts", "default"]) -> LoadedModel:
         checkpoint = load_checkpoint(published.checkpoint_path)
-        model = checkpoint.build_model(self.device)
-        with torch.inference_mode():
-            logits = model(torch.zeros(1, 1, IMAGE_SIDE, IMAGE_SIDE, device=self.device))
+        backend = self._backend(published.checkpoint_path, TorchBackend(checkpoint.build_model(self.device),
+                                                                         self.device))
+        logits = backend.logits(np.zeros((1, IMAGE_SIDE, IMAGE_SIDE), dtype=np.uint8))
         if tuple(logits.shape) != (1, NUM_CLASSES):
             raise CheckpointError(f"{published.checkpoint_path}: model outputs {tuple(logits.shape)}")
         return LoadedModel(
-            model=model, version=checkpoint.model_version, device=self.device, source=source,
+            backend=backend, version=checkpoint.model_version, device=self.device, source=source,
             checkpoint_path=published.checkpoint_path, checkpoint=self._name(published, source),
             published_at=published.published_at, loaded_at=_now(),
             training_metrics=_read_metrics(published.metrics_path, checkpoint.data.get("metrics", {})),
             temperature=checkpoint.temperature, calibrated=checkpoint.calibrated,
         )
+
+    def _backend(self, checkpoint_path: Path, reference: TorchBackend) -> Backend:
+        """ONNX Runtime when BACKEND allows it and the checkpoint's graph is there and agrees with it; else torch."""
+        if self.backend == "torch" or (self.backend == "auto" and self.device.type != "cpu"):
+            return reference
+        graph = graph_path(checkpoint_path)
+        if not graph.is_file():
+            if self.backend == "onnx":
+                raise CheckpointError(f"{checkpoint_path}: no ONNX graph {graph.name} beside it (BACKEND=onnx)")
+            log.info("no ONNX graph beside %s; serving it with torch", checkpoint_path)
+            return reference
+        try:
+            onnx = OnnxBackend(graph, self.threads)
+            check_agrees(onnx, reference)
+        except Exception as error:  # onnxruntime raises its own types for unreadable graphs
+            if self.backend == "onnx":
+                raise CheckpointError(f"{graph}: unusable ONNX graph: {error}") from error
+            log.warning("unusable ONNX graph %s (%s); serving the checkpoint with torch", graph, error)
+            return reference
+        return onnx
 
     def _name(self, published: PublishedModel, source: Literal["artifacts", "default"]) -> str:
         """The checkpoint relative to its folder, as the manifest names it."""

@@ -4,6 +4,11 @@ Starlette's ``request.form()`` spools every part into an ``UploadFile`` (a tempo
 container, an async close); for a few small pictures that bookkeeping costs more than decoding them. The body
 is already in memory (and capped at MAX_BODY_BYTES), so this feeds it to the same python-multipart parser
 and keeps each part as plain bytes.
+
+A plain well-formed body (CRLF line endings, no preamble, parts with simple headers: what browsers, curl,
+requests and httpx send) is split with a few ``bytes`` searches instead: the parser's callbacks in Python cost
+~60 us for one picture, a sixth of what the event loop spent on a /predict, and ~40 us more per extra part.
+Anything else (a preamble, odd line endings, a malformed body) goes to the parser, so errors are the parser's.
 """
 
 from dataclasses import dataclass, field
@@ -35,6 +40,49 @@ def boundary_of(content_type: str) -> bytes:
 
 def parse_multipart(body: bytes, content_type: str, max_parts: int) -> list[Part]:
     """All parts of the body, in order; ``ApiError`` for malformed bodies or more than ``max_parts`` parts."""
+    boundary = boundary_of(content_type)
+    parts = _plain_parts(body, boundary)
+    if parts is None:
+        return _parse(body, boundary, max_parts)
+    if len(parts) > max_parts:
+        raise ApiError(413, "too_many_files", f"more than {max_parts} parts in the multipart body (MAX_FILES)")
+    return parts
+
+
+def _plain_parts(body: bytes, boundary: bytes) -> list[Part] | None:
+    """The parts of a plain body; None for anything else (the parser decides about it)."""
+    delimiter = b"--" + boundary
+    closing = b"\r\n" + delimiter + b"--"
+    end = body.rfind(closing)
+    if not body.startswith(delimiter + b"\r\n") or end < 0 or body[end + len(closing):] not in (b"", b"\r\n"):
+        return None
+    parts = []
+    for chunk in body[len(delimiter) + 2:end].split(b"\r\n" + delimiter + b"\r\n"):
+        part = _plain_part(chunk, delimiter)
+        if part is None:
+            return None
+        parts.append(part)
+    return parts
+
+
+def _plain_part(chunk: bytes, delimiter: bytes) -> Part | None:
+    head, separator, data = chunk.partition(b"\r\n\r\n")
+    if not separator or delimiter in head or b"\r\n" + delimiter in data:
+        return None
+    part = Part(chunks=[data])
+    for line in head.split(b"\r\n"):
+        field_name, colon, value = line.partition(b":")
+        if not colon or not field_name or field_name != field_name.strip():
+            return None
+        if field_name.lower() == b"content-disposition":
+            _, options = parse_options_header(value.strip())
+            part.name = options.get(b"name", b"").decode("utf-8", "replace")
+            if b"filename" in options:
+                part.filename = options[b"filename"].decode("utf-8", "replace")
+    return part
+
+
+def _parse(body: bytes, boundary: bytes, max_parts: int) -> list[Part]:
     parts: list[Part] = []
     header: dict[str, bytes] = {"field": b"", "value": b""}
 
@@ -62,7 +110,7 @@ def parse_multipart(body: bytes, content_type: str, max_parts: int) -> list[Part
 
     callbacks = {"on_part_begin": on_part_begin, "on_header_field": on_header_field,
                  "on_header_value": on_header_value, "on_header_end": on_header_end, "on_part_data": on_part_data}
-    parser = MultipartParser(boundary_of(content_type), callbacks)
+    parser = MultipartParser(boundary, callbacks)
     try:
         parser.write(body)
         parser.finalize()

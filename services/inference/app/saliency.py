@@ -22,13 +22,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
-from torch import nn
 
+from services.inference.app.backends import Backend
+from services.inference.app.classify import predict_probabilities, top_k_result
 from services.inference.app.model_store import LoadedModel
 from services.inference.app.overlay import overlay_png_base64
-from services.inference.app.predict import predict_probabilities, top_k_result
 from shared.calibration import calibrated_log_softmax
-from shared.preprocess import pixels_to_batch
 
 METHOD = ("occlusion, 3x3 black patches: how far the predicted class's log-probability falls when the pixels "
           "around each pixel are set to 0")
@@ -57,18 +56,15 @@ def occluded_variants(pixels: np.ndarray, centres: np.ndarray) -> np.ndarray:
     return variants
 
 
-def occlusion_saliency(model: nn.Module, pixels: np.ndarray, class_id: int, temperature: float,
-                       device: torch.device) -> np.ndarray:
+def occlusion_saliency(backend: Backend, pixels: np.ndarray, class_id: int, temperature: float) -> np.ndarray:
     """uint8 (28, 28) -> float64 (28, 28) in [0, 1]: each pixel's support for ``class_id``."""
     lit = pixels > 0
     centres = np.argwhere(box_sum(lit.astype(np.int32)) > 0)  # patches over black only change nothing: skipped
     variants = occluded_variants(pixels, centres)
     log_probabilities = []
-    with torch.inference_mode():
-        for start in range(0, len(variants), OCCLUSION_BATCH):
-            chunk = torch.from_numpy(variants[start:start + OCCLUSION_BATCH]).to(device)
-            logits = model(pixels_to_batch(chunk))
-            log_probabilities.append(calibrated_log_softmax(logits, temperature)[:, class_id].cpu().numpy())
+    for start in range(0, len(variants), OCCLUSION_BATCH):
+        logits = backend.logits(variants[start:start + OCCLUSION_BATCH])
+        log_probabilities.append(calibrated_log_softmax(logits, temperature)[:, class_id].cpu().numpy())
     support = np.concatenate(log_probabilities)
     drops = np.zeros(pixels.shape, dtype=np.float64)
     drops[centres[:, 0], centres[:, 1]] = support[0] - support[1:]
@@ -79,10 +75,9 @@ def occlusion_saliency(model: nn.Module, pixels: np.ndarray, class_id: int, temp
 
 def explain(loaded: LoadedModel, pixels: np.ndarray, top_k: int) -> dict:
     """One image (uint8 28x28) -> the /predict result plus ``method``, ``saliency`` and ``overlay_png_base64``."""
-    probabilities = predict_probabilities(loaded.model, torch.from_numpy(pixels[np.newaxis]), loaded.device,
-                                          loaded.temperature)[0]
+    probabilities = predict_probabilities(loaded.backend, pixels[np.newaxis], loaded.temperature)[0]
     result = top_k_result(probabilities, top_k, loaded.version)
-    saliency = occlusion_saliency(loaded.model, pixels, result["class_id"], loaded.temperature, loaded.device)
+    saliency = occlusion_saliency(loaded.backend, pixels, result["class_id"], loaded.temperature)
     return {**result, "method": METHOD, "saliency": np.round(saliency, 4).tolist(),
             "overlay_png_base64": overlay_png_base64(pixels, saliency)}
 

@@ -64,6 +64,11 @@ class SampleStore:
         return {"index": index, "class_id": label, "label": CLASS_NAMES[label], "pixels": pixels.tolist(),
                 "image_png_base64": png_base64(pixels)}
 
+    def pixels(self, index: int) -> np.ndarray:
+        """The uint8 (28, 28) pixels of a test image (``sample`` has checked the index)."""
+        self._require()
+        return self._images[index]
+
     def random_samples(self, count: int) -> list[dict]:
         split = self._require()
         return [self.sample(index) for index in random.sample(range(len(split)), min(count, len(split)))]

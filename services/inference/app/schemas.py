@@ -48,7 +48,9 @@ class Sample(BaseModel):
     class_id: int
     label: str
     pixels: list[list[int]]
-    image_png_base64: str
+    image_png_base64: str = Field(description="the 28x28 image as a PNG (scale it up with CSS: "
+                                              "`image-rendering: pixelated`)")
+    prediction: Explanation | None = Field(None, description="with `explain=true`: what /explain answers for it")
 
 
 class Samples(BaseModel):

@@ -1,8 +1,7 @@
-"""What the routes need, built once per app in the lifespan and kept on ``app.state.services``."""
+"""What the routes need, built once per app in the lifespan and kept on ``app.state.services`` (the routes get
+it through ``deps.ServicesDep``)."""
 
 from dataclasses import dataclass
-
-from fastapi import Request
 
 from services.inference.app.batching import MicroBatcher
 from services.inference.app.config import Settings
@@ -20,7 +19,3 @@ class Services:
     explainer: Explainer
     samples: SampleStore
     metrics: Metrics
-
-
-def get_services(request: Request) -> Services:
-    return request.app.state.services

@@ -1,14 +1,13 @@
 """POST /explain: the prediction for one image, and the pixels it rests on (the method: ``app/saliency.py``)."""
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from services.inference.app.errors import ApiError
+from services.inference.app.deps import ModelDep, ServicesDep
 from services.inference.app.inputs import Pixels, parse_top_k, read_one_image
+from services.inference.app.responses import OrjsonResponse
 from services.inference.app.routes.predict import PICTURE, PICTURE_TYPES, TOP_K
 from services.inference.app.schemas import Explanation, error_responses
-from services.inference.app.services import get_services
 
 router = APIRouter(tags=["predict"])
 
@@ -48,12 +47,8 @@ OPENAPI = {
                 "(28 rows of 28 values in [0, 1]), the `method` that made it, and `overlay_png_base64`: the 28x28 "
                 "input enlarged to 280x280 with the saliency as a heat map on top.",
 )
-async def explain_route(request: Request) -> JSONResponse:
-    services = get_services(request)
+async def explain_route(request: Request, services: ServicesDep, loaded: ModelDep) -> OrjsonResponse:
     top_k = parse_top_k(request.query_params.get("top_k"))
-    loaded = services.store.current  # once: a hot swap mid-request never mixes two models
-    if loaded is None:
-        raise ApiError(503, "not_ready", "no model is loaded yet; publish one to ARTIFACTS_DIR")
     image = await read_one_image(request, services.settings)
     explanation = await services.explainer.explain(loaded, image.pixels[0], top_k)
-    return JSONResponse({**explanation, "warnings": image.warnings[0]})
+    return OrjsonResponse({**explanation, "warnings": image.warnings[0]})

@@ -1,13 +1,12 @@
 """POST /predict: one route for multipart uploads and JSON pixels (see ``inputs`` for the body forms)."""
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 
-from services.inference.app import predict
-from services.inference.app.errors import ApiError
+from services.inference.app import classify
+from services.inference.app.deps import ModelDep, ServicesDep
 from services.inference.app.inputs import PredictJson, parse_top_k, read_pixels
+from services.inference.app.responses import OrjsonResponse
 from services.inference.app.schemas import BatchPrediction, PredictionResult, error_responses
-from services.inference.app.services import get_services
 
 router = APIRouter(tags=["predict"])
 
@@ -45,17 +44,14 @@ OPENAPI = {
     summary="Classify pictures or 28x28 pixel arrays",
     description="One `file` or `pixels` -> one result; several files or `instances` -> `predictions` in order.",
 )
-async def predict_route(request: Request) -> JSONResponse:
-    services = get_services(request)
-    top_k = parse_top_k(request.query_params.get("top_k"))
-    if services.store.current is None:
-        raise ApiError(503, "not_ready", "no model is loaded yet; publish one to ARTIFACTS_DIR")
+async def predict_route(request: Request, services: ServicesDep, _serving: ModelDep) -> OrjsonResponse:
+    top_k = parse_top_k(request.query_params.get("top_k"))  # (the batcher picks the model per batch: hot swaps)
     # The whole body first: only a request whose input is complete counts as arriving, so a batch never waits
     # for an upload that is still trickling in (or stalled) while its images are being decoded.
     await request.body()
     with services.batcher.arriving():
         images = await read_pixels(request, services.settings)  # Starlette keeps the body: read once
     probabilities, loaded = await services.batcher.predict(images.pixels)
-    results = predict.results(probabilities, top_k, loaded.version, images.warnings)
+    results = classify.results(probabilities, top_k, loaded.version, images.warnings)
     body = results[0] if images.single else {"predictions": results, "model_version": loaded.version}
-    return JSONResponse(body)
+    return OrjsonResponse(body)

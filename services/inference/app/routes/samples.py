@@ -1,21 +1,50 @@
-"""Real test images, for trying the model without a picture at hand."""
+"""Real test images, for trying the model without a picture at hand; with ``explain=true`` each comes with the
+model's prediction and explanation, so the page shows a random sample after ONE call (its pixels never travel
+back to the API)."""
 
-from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import JSONResponse
+from typing import Annotated
 
+from fastapi import APIRouter, Path, Query
+
+from services.inference.app.deps import ServicesDep
+from services.inference.app.errors import ApiError, no_model_yet
+from services.inference.app.responses import OrjsonResponse
 from services.inference.app.schemas import Sample, Samples, error_responses
-from services.inference.app.services import get_services
+from services.inference.app.services import Services
 
 router = APIRouter(tags=["samples"])
+MAX_EXPLAINED = 8  # an explanation is ~540 forward passes: a bounded number per request
+
+Explain = Annotated[bool, Query(description="add `prediction`: what /explain answers for the image")]
+TopK = Annotated[int, Query(ge=1, le=10, description="classes listed in the prediction (with explain)")]
 
 
 @router.get("/samples/random", response_model=Samples, responses=error_responses(422, 503),
-            summary="Random test images with their true labels")
-async def random_samples(request: Request, count: int = Query(1, ge=1, le=64)) -> JSONResponse:
-    return JSONResponse({"samples": get_services(request).samples.random_samples(count)})
+            summary="Random test images with their true labels (and, with explain, the model's answer)")
+async def random_samples(services: ServicesDep, count: Annotated[int, Query(ge=1, le=64)] = 1,
+                         explain: Explain = False, top_k: TopK = 3) -> OrjsonResponse:
+    if explain and count > MAX_EXPLAINED:
+        raise ApiError(422, "too_many_to_explain", f"explain=true answers at most {MAX_EXPLAINED} samples per "
+                                                   f"request, not {count}")
+    samples = services.samples.random_samples(count)
+    if explain:
+        for item in samples:
+            await _add_prediction(services, item, top_k)
+    return OrjsonResponse({"samples": samples})
 
 
 @router.get("/samples/{index}", response_model=Sample, responses=error_responses(404, 422, 503),
-            summary="One test image by its index in the test split")
-async def sample(request: Request, index: int = Path(ge=0)) -> JSONResponse:
-    return JSONResponse(get_services(request).samples.sample(index))
+            summary="One test image by its index in the test split (and, with explain, the model's answer)")
+async def sample(services: ServicesDep, index: Annotated[int, Path(ge=0)], explain: Explain = False,
+                 top_k: TopK = 3) -> OrjsonResponse:
+    item = services.samples.sample(index)
+    if explain:
+        await _add_prediction(services, item, top_k)
+    return OrjsonResponse(item)
+
+
+async def _add_prediction(services: Services, item: dict, top_k: int) -> None:
+    loaded = services.store.current
+    if loaded is None:
+        raise no_model_yet()
+    item["prediction"] = await services.explainer.explain(loaded, services.samples.pixels(item["index"]), top_k)

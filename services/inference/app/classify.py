@@ -1,25 +1,21 @@
-"""Pixels in, results out: the prediction maths as plain functions, usable without HTTP or a batcher."""
+"""Pixels in, results out: the prediction maths as plain functions, usable without HTTP or a batcher (the
+TorchServe handler's preprocess / inference / postprocess, with the preprocessing inside the backend)."""
 
 import numpy as np
-import torch
-from torch import nn
 
+from services.inference.app.backends import Backend
 from shared.calibration import calibrated_softmax
 from shared.classes import CLASS_NAMES
-from shared.preprocess import pixels_to_batch
 
 
-def predict_probabilities(model: nn.Module, pixels: torch.Tensor, device: torch.device,
-                          temperature: float) -> np.ndarray:
-    """uint8 pixels (N, 28, 28) on the CPU -> calibrated class probabilities (N, 10) as float32 numpy.
+def predict_probabilities(backend: Backend, pixels: np.ndarray, temperature: float) -> np.ndarray:
+    """uint8 pixels (N, 28, 28) -> calibrated class probabilities (N, 10) as float32 numpy.
 
-    The pixels move to ``device`` once for the whole batch (uint8: 4x less to copy than floats), and are
-    preprocessed there with the same ``pixels_to_batch`` that training used. ``temperature`` is the served
-    model's (``LoadedModel.temperature``): every probability the API reports comes from here.
+    Either backend preprocesses with the same ``pixels_to_batch`` that training used (the ONNX graph carries it).
+    ``temperature`` is the served model's (``LoadedModel.temperature``): every probability the API reports
+    comes from here, through the one function where a temperature meets logits.
     """
-    with torch.inference_mode():
-        logits = model(pixels_to_batch(pixels.to(device, non_blocking=True)))
-        return calibrated_softmax(logits, temperature).cpu().numpy()
+    return calibrated_softmax(backend.logits(pixels), temperature).cpu().numpy()
 
 
 def top_k_result(probabilities: np.ndarray, k: int, model_version: str,

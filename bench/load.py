@@ -1,0 +1,64 @@
+"""Load generation shared by the serving benchmarks: one real test PNG as a multipart body, driven by ``wrk``.
+
+``wrk`` is C and light on the CPU, so on a small machine most cycles go to the server under test. Its Lua script
+sends the same body on every request and prints one machine-readable line: requests, duration, latency
+percentiles and every kind of error (non-2xx answers included), so "zero errors" is checked, not assumed.
+"""
+
+import io
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+BOUNDARY = "benchboundary7d93"
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "%s"
+wrk.body = %s
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %%d %%d %%d %%d %%d %%d %%d %%d\\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99),
+    e.status, e.connect + e.read + e.write, e.timeout))
+end
+"""
+
+
+def png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def multipart(data: bytes, field: str = "file") -> tuple[bytes, str]:
+    """(body, Content-Type) of a multipart/form-data upload of one PNG."""
+    body = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"x.png\"\r\n"
+            f"Content-Type: image/png\r\n\r\n").encode() + data + f"\r\n--{BOUNDARY}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={BOUNDARY}"
+
+
+def _lua_string(data: bytes) -> str:
+    return '"' + "".join(f"\\{byte:03d}" for byte in data) + '"'
+
+
+def wrk_script(body: bytes, content_type: str) -> Path:
+    path = Path(tempfile.mkstemp(prefix="bench-wrk-", suffix=".lua")[1])
+    path.write_text(WRK_SCRIPT % (content_type, _lua_string(body)))
+    return path
+
+
+def wrk(url: str, script: Path, concurrency: int, seconds: int) -> dict:
+    """One wrk run with one thread and ``concurrency`` connections: req/s, p50/p95/p99 (ms) and errors."""
+    command = ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--timeout", "10s", "-s", str(script), url]
+    output = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60).stdout
+    match = re.search(r"RESULT (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)", output)
+    if match is None:
+        raise RuntimeError(f"wrk gave no result:\n{output}")
+    requests_, duration_us, p50, p95, p99, bad_status, socket_errors, timeouts = map(int, match.groups())
+    return {"requests_per_s": round(requests_ / (duration_us / 1e6), 1), "p50_ms": p50 / 1000,
+            "p95_ms": p95 / 1000, "p99_ms": p99 / 1000, "non_2xx": bad_status,
+            "socket_errors": socket_errors + timeouts, "requests": requests_}
