@@ -26,7 +26,7 @@ from services.trainer.distributed import World
 from services.trainer.train import StopFlag, run
 from shared.artifacts import read_manifest
 from tests.idx import write_fashion_mnist
-from tests.processes import REPO_ROOT, free_port
+from tests.processes import REPO_ROOT, free_port, python_path
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ def main(argv: list[str]) -> int:
     if torch.cuda.device_count() < 2:
         print(f"{torch.cuda.device_count()} GPU: two-rank torchrun skipped (needs 2 GPUs)")
         return 0
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "DATA_DIR": str(data_dir), "ARTIFACTS_DIR": str(work / "two"),
+    env = {**os.environ, "PYTHONPATH": python_path(), "DATA_DIR": str(data_dir), "ARTIFACTS_DIR": str(work / "two"),
            "DOWNLOAD": "false", "EPOCHS": str(args.epochs), "DEVICE": "cuda", "VAL_SIZE": "1000"}
     for name in ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE"):
         env.pop(name)

@@ -24,13 +24,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def python_path() -> str:
+    """PYTHONPATH for a child: the repo first, then whatever the caller had (packages installed with --target)."""
+    return os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+
+
 class ServerProcess:
     """A child process (in its own process group) that serves ``health_url`` once it is up."""
 
     def __init__(self, command: list[str], health_url: str, env: dict[str, str] | None = None,
                  log_path: Path | None = None, cwd: Path = REPO_ROOT) -> None:
         self.command, self.health_url, self.cwd = command, health_url, cwd
-        self.env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})}
+        self.env = {**os.environ, "PYTHONPATH": python_path(), **(env or {})}
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
 
@@ -42,7 +47,8 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"{self.command} exited with {self.process.returncode}; log: {self.log_path}")
+                raise RuntimeError(f"{self.command} exited with {self.process.returncode}; log: {self.log_path}"
+                                   f"{self._log_tail()}")
             try:
                 if requests.get(self.health_url, timeout=1).status_code < 500:
                     return self
@@ -51,6 +57,13 @@ class ServerProcess:
             time.sleep(0.2)
         self.stop()
         raise TimeoutError(f"{self.command} did not answer {self.health_url} within {timeout}s")
+
+    def _log_tail(self, lines: int = 20) -> str:
+        """The end of the child's log, so a failed start explains itself where the log is gone (temporary dirs)."""
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        tail = self.log_path.read_text(errors="replace").splitlines()[-lines:]
+        return "\n" + "\n".join(tail)
 
     def stop(self, timeout: float = 15.0) -> None:
         if self.process is None or self.process.poll() is not None:
