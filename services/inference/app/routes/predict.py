@@ -46,12 +46,13 @@ OPENAPI = {
 )
 async def predict_route(request: Request, services: ServicesDep, _serving: ModelDep) -> OrjsonResponse:
     top_k = parse_top_k(request.query_params.get("top_k"))  # (the batcher picks the model per batch: hot swaps)
-    # The whole body first: only a request whose input is complete counts as arriving, so a batch never waits
-    # for an upload that is still trickling in (or stalled) while its images are being decoded.
-    await request.body()
-    with services.batcher.arriving():
-        images = await read_pixels(request, services.settings)  # Starlette keeps the body: read once
-    probabilities, loaded = await services.batcher.predict(images.pixels)
+    with services.batcher.handling():
+        # The whole body first: only a request whose input is complete counts as arriving, so a batch never
+        # waits for an upload that is still trickling in (or stalled) while its images are being decoded.
+        await request.body()
+        with services.batcher.arriving():
+            images = await read_pixels(request, services.settings)  # Starlette keeps the body: read once
+        probabilities, loaded = await services.batcher.predict(images.pixels)
     results = classify.results(probabilities, top_k, loaded.version, images.warnings)
     body = results[0] if images.single else {"predictions": results, "model_version": loaded.version}
     return OrjsonResponse(body)
