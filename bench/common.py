@@ -60,3 +60,8 @@ def _format(value) -> str:
     if isinstance(value, float):
         return f"{value:,.4f}" if abs(value) < 10 else f"{value:,.1f}"
     return str(value)
+
+
+def goal(ok: bool, text: str) -> str:
+    """One line of a benchmark's verdict: PASS or MISS, then what was measured against what."""
+    return f"{'PASS' if ok else 'MISS'}  {text}"

@@ -17,9 +17,7 @@ Settings: BENCH_SECONDS (per run, default 5), BENCH_ROUNDS, BENCH_MODEL_DIR (def
 import asyncio
 import json
 import os
-import re
 import statistics
-import subprocess
 import tempfile
 import threading
 import time
@@ -29,8 +27,8 @@ import httpx
 import numpy as np
 import torch
 
-from bench.common import data_dir, model_dir, save_result
-from bench.load import png as _png
+from bench.common import data_dir, goal, model_dir, save_result
+from bench.load import multipart, png, wrk, wrk_rotating_script
 from shared.artifacts import read_manifest
 from shared.checkpoint import load_checkpoint
 from shared.data import load_split
@@ -41,36 +39,8 @@ SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
 MODEL_DIR, DATA_DIR = model_dir(), data_dir()
 BATCH = 64
 CONCURRENCIES = (1, 16, 64)
-BOUNDARY = "benchboundary7d93"
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 SMALL_PASSES = 16  # the server's default MAX_BATCH_SIZE: the model alone is faster per image at 16 (cache)
-
-WRK_SCRIPT = """
-local bodies = {%s}
-local counter = 0
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "multipart/form-data; boundary=%s"
-request = function()
-  counter = counter + 1
-  return wrk.format(nil, nil, nil, bodies[(counter %% #bodies) + 1])
-end
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format("RESULT %%d %%d %%d %%d %%d %%d %%d %%d\\n", summary.requests, summary.duration,
-    latency:percentile(50), latency:percentile(95), latency:percentile(99),
-    e.status, e.connect + e.read + e.write, e.timeout))
-end
-"""
-
-
-def _multipart(png: bytes) -> bytes:
-    return (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.png\"\r\n"
-            f"Content-Type: image/png\r\n\r\n").encode() + png + f"\r\n--{BOUNDARY}--\r\n".encode()
-
-
-def _lua_string(data: bytes) -> str:
-    return '"' + "".join(f"\\{byte:03d}" for byte in data) + '"'
-
 
 def raw_model(images: np.ndarray, threads: int, batch: int) -> dict:
     """(a): the model alone, on 64 images per step in passes of ``batch``, in a fresh thread like the server's
@@ -146,15 +116,8 @@ def batch_api(server: Server, images: np.ndarray, threads: int) -> dict:
 
 def wrk_point(server: Server, script: Path, concurrency: int) -> dict:
     """(c): one wrk run: single-image PNG uploads at a fixed number of connections."""
-    command = ["wrk", "-t1", f"-c{concurrency}", f"-d{SECONDS}s", "--timeout", "10s", "-s", str(script),
-               f"{server.url}/predict"]
-    output = subprocess.run(command, capture_output=True, text=True, timeout=SECONDS + 30).stdout
-    match = re.search(r"RESULT (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)", output)
-    if match is None:
-        raise RuntimeError(f"wrk gave no result:\n{output}")
-    requests_, duration_us, p50, p95, p99, bad_status, socket_errors, timeouts = map(int, match.groups())
-    return {"requests_per_s": round(requests_ / (duration_us / 1e6), 1), "p50_ms": p50 / 1000,
-            "p95_ms": p95 / 1000, "p99_ms": p99 / 1000, "errors": bad_status + socket_errors + timeouts}
+    point = wrk(f"{server.url}/predict", script, concurrency, SECONDS)
+    return {key: point[key] for key in ("requests_per_s", "p50_ms", "p95_ms", "p99_ms", "errors")}
 
 
 def _on_off_points(servers: dict[bool, "Server"], script: Path, threads: int, concurrency: int) -> list[dict]:
@@ -173,9 +136,8 @@ def main() -> None:
     split = load_split(DATA_DIR, train=False, download=False)
     images = split.images.numpy()[:1024]
     workdir = Path(tempfile.mkdtemp(prefix="bench-inference-"))
-    script = workdir / "predict.lua"
-    bodies = ", ".join(_lua_string(_multipart(_png(image))) for image in images[:64])
-    script.write_text(WRK_SCRIPT % (bodies, BOUNDARY))
+    uploads = [multipart(png(image)) for image in images[:64]]
+    script = wrk_rotating_script([body for body, _type in uploads], uploads[0][1])
     rows: list[dict] = []
     for threads in (1, 2):
         rows.append(raw_model(images, threads, BATCH))
@@ -206,27 +168,23 @@ def goals(rows: list[dict]) -> list[str]:
                         and all(r.get(k) == v for k, v in match.items()))
 
         raw, api = find(f"(a) raw model in-process, batch {BATCH}")["images_per_s"], find("(b)")["images_per_s"]
-        lines.append(_goal(api >= 0.7 * raw, f"THREADS={threads}: (b) {api:.0f} img/s = {api / raw:.0%} of (a) "
+        lines.append(goal(api >= 0.7 * raw, f"THREADS={threads}: (b) {api:.0f} img/s = {api / raw:.0%} of (a) "
                                              f"{raw:.0f} img/s at batch {BATCH} (>= 70%)"))
         for concurrency in (16, 64):
             on, off = find("(c)", batching=True, concurrency=concurrency), find("(c)", batching=False,
                                                                                   concurrency=concurrency)
-            lines.append(_goal(on["requests_per_s"] > off["requests_per_s"] and on["p99_ms"] <= off["p99_ms"],
+            lines.append(goal(on["requests_per_s"] > off["requests_per_s"] and on["p99_ms"] <= off["p99_ms"],
                                f"THREADS={threads} c={concurrency}: batching on {on['requests_per_s']:.0f} req/s "
                                f"p99 {on['p99_ms']:.1f} ms vs off {off['requests_per_s']:.0f} req/s "
                                f"p99 {off['p99_ms']:.1f} ms"))
         on, off = find("(c)", batching=True, concurrency=1), find("(c)", batching=False, concurrency=1)
-        lines.append(_goal(on["p50_ms"] - off["p50_ms"] <= 1.0, f"THREADS={threads} c=1: batching costs "
+        lines.append(goal(on["p50_ms"] - off["p50_ms"] <= 1.0, f"THREADS={threads} c=1: batching costs "
                                                                   f"{on['p50_ms'] - off['p50_ms']:+.2f} ms p50"))
         c16 = find("(c)", batching=True, concurrency=16)
-        lines.append(_goal(c16["requests_per_s"] >= 672 and c16["p99_ms"] < 50,
+        lines.append(goal(c16["requests_per_s"] >= 672 and c16["p99_ms"] < 50,
                            f"THREADS={threads} c=16: {c16['requests_per_s']:.0f} req/s (>= 672), "
                            f"p99 {c16['p99_ms']:.1f} ms (< 50)"))
     return lines
-
-
-def _goal(ok: bool, text: str) -> str:
-    return f"{'PASS' if ok else 'MISS'}  {text}"
 
 
 if __name__ == "__main__":

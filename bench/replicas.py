@@ -15,17 +15,16 @@ BENCH_REPLICAS (default 1,2,3), BENCH_CONNECTIONS (default 32), BENCH_EDGE_PORT 
 """
 
 import os
-import re
 import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from bench.common import REPO_ROOT, data_dir, save_result
-from bench.inference_throughput import BOUNDARY, WRK_SCRIPT, _lua_string, _multipart, _png
+from bench.load import multipart, png, wrk_rotating_script
+from bench.load import wrk as wrk_run
 from shared.data import load_split
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
@@ -104,15 +103,8 @@ def cpu_seconds(container_ids: list[str]) -> float:
 
 
 def wrk(script: Path, seconds: int) -> dict:
-    command = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "10s", "-s", str(script),
-               f"http://127.0.0.1:{PORT}/predict"]
-    output = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 30).stdout
-    match = re.search(r"RESULT (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)", output)
-    if match is None:
-        raise RuntimeError(f"wrk gave no result:\n{output}")
-    requests_, duration_us, p50, p95, p99, bad_status, socket_errors, timeouts = map(int, match.groups())
-    return {"requests": requests_, "requests_per_s": round(requests_ / (duration_us / 1e6), 1),
-            "p50_ms": p50 / 1000, "p99_ms": p99 / 1000, "errors": bad_status + socket_errors + timeouts}
+    point = wrk_run(f"http://127.0.0.1:{PORT}/predict", script, CONNECTIONS, seconds, threads=2)
+    return {key: point[key] for key in ("requests", "requests_per_s", "p50_ms", "p99_ms", "errors")}
 
 
 def measure(stack: Stack, script: Path, replicas: int) -> dict:
@@ -146,18 +138,17 @@ def main() -> None:
         return
     images = load_split(data_dir(), train=False, download=False).images.numpy()
     picks = np.random.default_rng(7).choice(len(images), size=64, replace=False)
-    bodies = ",".join(_lua_string(_multipart(_png(images[i]))) for i in picks)
+    uploads = [multipart(png(images[i])) for i in picks]
+    script = wrk_rotating_script([body for body, _type in uploads], uploads[0][1])
     stack = Stack()
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        script = Path(tmp) / "predict.lua"
-        script.write_text(WRK_SCRIPT % (bodies, BOUNDARY))
-        try:
-            stack.compose("down", "-v", "--remove-orphans")  # what an interrupted run may have left
-            for replicas in REPLICAS:
-                rows.append(measure(stack, script, replicas))
-        finally:
-            stack.down()
+    try:
+        stack.compose("down", "-v", "--remove-orphans")  # what an interrupted run may have left
+        for replicas in REPLICAS:
+            rows.append(measure(stack, script, replicas))
+    finally:
+        stack.down()
+        script.unlink(missing_ok=True)
     save_result("replicas", rows, cores=len(os.sched_getaffinity(0)), seconds=SECONDS, image_tag=IMAGE_TAG,
                 load_generator=f"wrk -t2 -c{CONNECTIONS}, single PNG uploads through the edge",
                 note="the load generator, the edge and the replicas share this machine's cores")

@@ -28,7 +28,7 @@ import httpx
 import numpy as np
 import torch
 
-from bench.common import data_dir, model_dir, save_result
+from bench.common import data_dir, goal, model_dir, save_result
 from bench.load import multipart, png, wrk, wrk_script
 from bench.peers import torchserve
 from services.inference.app.backends import OnnxBackend
@@ -180,30 +180,26 @@ def goals(rows: list[dict], throughput: dict, one_thread: float, every_core: flo
     c16, peer = find("project", 16), find("TorchServe 0.12", 16)
     if peer is not None:
         ratio = c16["requests_per_s"] / peer["requests_per_s"]
-        lines.append(_goal(ratio >= 3 and c16["p99_ms"] <= 40, f"c16: {c16['requests_per_s']:.0f} req/s = {ratio:.2f}x "
+        lines.append(goal(ratio >= 3 and c16["p99_ms"] <= 40, f"c16: {c16['requests_per_s']:.0f} req/s = {ratio:.2f}x "
                                                                f"TorchServe's {peer['requests_per_s']:.0f} (>= 3x), "
                                                                f"p99 {c16['p99_ms']:.1f} ms (<= 40)"))
     naive = find("naive FastAPI", 16)
     lines.append(f"info  c16: {c16['requests_per_s'] / naive['requests_per_s']:.2f}x the naive FastAPI baseline")
     c1 = find("project", 1)
-    lines.append(_goal(c1["p50_ms"] <= 1.5, f"c1: p50 {c1['p50_ms']:.2f} ms (<= 1.5)"))
+    lines.append(goal(c1["p50_ms"] <= 1.5, f"c1: p50 {c1['p50_ms']:.2f} ms (<= 1.5)"))
     batch = throughput["batch_endpoint_images_per_s"]
-    lines.append(_goal(batch >= 0.8 * one_thread,
+    lines.append(goal(batch >= 0.8 * one_thread,
                        f"batch /predict {batch:.0f} img/s = {batch / one_thread:.0%} of raw ONNX Runtime on one thread "
                        f"({one_thread:.0f}; >= 80%); {batch / every_core:.0%} of one session per core "
                        f"({every_core:.0f})"))
     errors = sum(r["non_2xx"] + r["socket_errors"] for r in rows if r["server"].startswith("project"))
-    lines.append(_goal(errors == 0, f"{errors} non-2xx answers or socket errors from the project's servers (0)"))
-    lines.append(_goal(accuracy["same_as_model"] == accuracy["images"]
+    lines.append(goal(errors == 0, f"{errors} non-2xx answers or socket errors from the project's servers (0)"))
+    lines.append(goal(accuracy["same_as_model"] == accuracy["images"]
                        and accuracy["api_accuracy"] == accuracy["model_accuracy"],
                        f"accuracy through the API {accuracy['api_accuracy']:.4f} = the model's "
                        f"{accuracy['model_accuracy']:.4f}; same class on "
                        f"{accuracy['same_as_model']}/{accuracy['images']}"))
     return lines
-
-
-def _goal(ok: bool, text: str) -> str:
-    return f"{'PASS' if ok else 'MISS'}  {text}"
 
 
 if __name__ == "__main__":
