@@ -237,8 +237,10 @@ check_training_published() {
     [[ "$(inspect inference '{{.State.StartedAt}}') $(inspect inference '{{.RestartCount}}')" == "$started $restarts" ]] \
         || fail "the inference container was restarted"
     say "ok: switched to the trained model without a restart"
-    compose exec -T inference sh -c 'cat /app/serving/*.json' | grep -q "\"models/$version.pt\"" \
-        || fail "the API's serving record does not name models/$version.pt"
+    local records
+    records="$(compose exec -T inference sh -c 'cat /app/serving/*.json')"
+    grep -q "\"models/$version.pt\"" <<<"$records" \
+        || fail "the API's serving records do not name models/$version.pt: $records"
     say "ok: the API records what it serves (for the trainer's retention)"
     trained_version="$version"
 }

@@ -43,6 +43,7 @@ def run(url: str, out: Path, clients: int, pause: float) -> int:
                 try:
                     answer = session.post(f"{url}/predict", json={"pixels": PIXELS}, timeout=30)
                     record.update(status=answer.status_code, served_by=answer.headers.get("X-Served-By"),
+                                  worker=answer.headers.get("X-Served-By-Worker"),
                                   version=answer.headers.get("X-Model-Version"))
                     if answer.status_code != 200:
                         record["error"] = answer.text[:200]
@@ -100,16 +101,22 @@ def spread(records: list[dict], replicas: int) -> int:
 
 
 def swap(records: list[dict], new: str, published: float) -> int:
-    replicas = {record["served_by"] for record in records if not failed(record)}
-    first_new = {name: min((r["end"] for r in records if r["served_by"] == name and r["version"] == new),
-                           default=None) for name in replicas}
-    last_old = {name: max((r["end"] for r in records if r["served_by"] == name and r["version"] != new),
-                          default=None) for name in replicas}
+    # Each worker process of a replica reloads on its own poll: a replica serves the new version once all of its
+    # workers do, and "never goes back" holds per worker process.
+    workers = {(record["served_by"], record.get("worker")) for record in records if not failed(record)}
+    replicas = {name for name, _worker in workers}
+    first_new_by_worker = {worker: min((r["end"] for r in records if (r["served_by"], r.get("worker")) == worker
+                                        and r["version"] == new), default=None) for worker in workers}
+    last_old = {worker: max((r["end"] for r in records if (r["served_by"], r.get("worker")) == worker
+                             and r["version"] != new), default=None) for worker in workers}
+    first_new = {name: None if any(first_new_by_worker[w] is None for w in workers if w[0] == name)
+                 else max(first_new_by_worker[w] for w in workers if w[0] == name) for name in replicas}
     failures = [record for record in records if failed(record)]
     lags = {name: None if first is None else round(first - published, 2) for name, first in first_new.items()}
     # After every replica switched, no old answer may follow (a replica never goes back).
-    went_back = [name for name in replicas if first_new[name] and last_old[name] and last_old[name] > first_new[name]]
-    news = [t for t in first_new.values() if t is not None]
+    went_back = [f"{name}/{worker}" for name, worker in workers if first_new_by_worker[(name, worker)]
+                 and last_old[(name, worker)] and last_old[(name, worker)] > first_new_by_worker[(name, worker)]]
+    news = [t for t in first_new_by_worker.values() if t is not None]
     olds = [t for t in last_old.values() if t is not None]
     mixed = round(max(olds) - min(news), 2) if news and olds else 0.0
     ok = (not failures and all(lag is not None and lag <= SWAP_LIMIT_S for lag in lags.values())

@@ -59,3 +59,18 @@ def test_kill_allows_failures_only_in_flight_on_the_kill_and_needs_the_others_to
     still = [request(7.5, "c")]
     assert scale_load.kill(before + after + still, "c", 5.0, 5.05, clients=12) == 1, "the killed one still answers"
     assert scale_load.kill(before + in_flight * 7 + after, "c", 5.0, 5.05, clients=12) == 1, "more than in flight"
+
+
+def test_swap_counts_each_worker_of_a_replica_on_its_own(capsys):
+    """Two worker processes of one replica switch on their own polls: old and new answers from the same replica
+    interleave for a moment, which is fine; the replica has switched once its last worker has."""
+    def answer(start: float, worker: str, version: str) -> dict:
+        return {**request(start, "a", version), "worker": worker}
+
+    records = [answer(99.0, "1", "v1"), answer(99.0, "2", "v1"), answer(101.0, "1", "v2"), answer(101.5, "2", "v1"),
+               answer(102.0, "2", "v2"), answer(103.0, "1", "v2"), answer(103.0, "2", "v2")]
+    code, figures = outcome(capsys, scale_load.swap(records, new="v2", published=100.0))
+    assert code == 0 and figures["lag_s"] == {"a": 2.05} and figures["went_back"] == []
+    back = [*records, answer(104.0, "1", "v1")]
+    code, figures = outcome(capsys, scale_load.swap(back, new="v2", published=100.0))
+    assert code == 1 and figures["went_back"] == ["a/1"]

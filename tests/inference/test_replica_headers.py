@@ -33,6 +33,7 @@ def test_every_answer_names_the_replica_and_versioned_ones_the_model_that_comput
         for answer in (single, batch, explained, ready):
             assert answer.status_code == 200, answer.text
             assert answer.headers["X-Served-By"] == "replica-a"
+            assert answer.headers["X-Served-By-Worker"].isdigit()  # the worker process (its pid)
             assert answer.headers["X-Model-Version"] == answer.json()["model_version"] == version
         assert single.headers["content-length"] == str(len(single.content)), "the body is passed on unchanged"
         refused = requests.post(f"{url}/predict", json={"pixels": [[1, 2]]}, timeout=5)

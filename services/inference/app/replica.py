@@ -3,7 +3,8 @@
 Behind a load balancer (docker-compose.scale.yml: N replicas behind the nginx edge) a client and an operator must
 be able to tell the replicas apart, and see which model version each one serves while a new one rolls out (each
 replica reloads on its own poll, so for a few seconds two versions answer side by side). Every answer names the
-replica (REPLICA_NAME, by default the host name: the container's id under Docker). Answers of the routes whose
+replica (REPLICA_NAME, by default the host name: the container's id under Docker) and, in ``X-Served-By-Worker``,
+the worker process in it (its pid): each worker of a replica reloads on its own poll too. Answers of the routes whose
 body carries ``model_version`` (/predict, /explain, /ready) repeat it in ``X-Model-Version``: taken from the body,
 so the header always names the model that computed that answer, even when a swap happened while it ran. Their
 other answers (a 4xx, a 503 before any model) name the model serving at that moment, or none.
@@ -13,6 +14,7 @@ known, then sent unchanged with the headers added.
 """
 
 import json
+import os
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -22,6 +24,7 @@ VERSIONED_PATHS = frozenset({"/predict", "/explain", "/ready"})
 class ReplicaHeadersMiddleware:
     def __init__(self, app: ASGIApp, replica_name: str) -> None:
         self.app, self.served_by = app, (b"x-served-by", replica_name.encode("latin-1", "replace"))
+        self.worker: tuple[bytes, bytes] | None = None  # this process's pid, known once it serves (after a fork)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -33,7 +36,8 @@ class ReplicaHeadersMiddleware:
         async def send_with_headers(message: Message) -> None:
             nonlocal start
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), self.served_by]}
+                self.worker = self.worker or (b"x-served-by-worker", str(os.getpid()).encode())
+                message = {**message, "headers": [*message.get("headers", []), self.served_by, self.worker]}
                 if not versioned:
                     await send(message)
                 else:
