@@ -39,8 +39,9 @@ build_files=(-f docker-compose.yml)
 files=("${build_files[@]}")
 declare -A timings=()
 
-say() { echo "compose-smoke: $*"; }
-fail() { echo "compose-smoke: FAIL: $*" >&2; exit 1; }
+smoke=compose-smoke
+# shellcheck source=scripts/smoke_common.sh
+source "$repo/scripts/smoke_common.sh"  # say, fail, wait_for, container
 compose() { "${compose_cmd[@]}" "${files[@]}" "$@"; }
 
 cleanup() {
@@ -58,16 +59,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-wait_for() {  # DESCRIPTION SECONDS COMMAND...: run COMMAND every second until it succeeds
-    local what="$1" limit="$2" deadline=$((SECONDS + $2))
-    shift 2
-    until "$@" >/dev/null 2>&1; do
-        ((SECONDS < deadline)) || fail "$what: not within ${limit}s"
-        sleep 1
-    done
-    say "ok: $what"
-}
-
 field() {  # URL DOTTED.PATH: one field of a JSON answer
     curl -fsS --max-time 10 "$1" | python3 -c '
 import json, sys
@@ -78,7 +69,6 @@ print(json.dumps(value) if isinstance(value, (dict, list, bool)) or value is Non
 }
 
 status_of() { curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$1"; }
-container() { docker ps -aq --filter "label=com.docker.compose.project=$project" --filter "label=com.docker.compose.service=$1"; }
 inspect() { docker inspect -f "$2" "$(container "$1")"; }
 
 # What the checks wait for.

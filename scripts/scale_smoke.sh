@@ -31,8 +31,9 @@ report_file="${SCALE_REPORT:-$work/scale-smoke.json}"
 files=(-f docker-compose.yml -f docker-compose.scale.yml)
 load_pid=""
 
-say() { echo "scale-smoke: $*"; }
-fail() { echo "scale-smoke: FAIL: $*" >&2; exit 1; }
+smoke=scale-smoke
+# shellcheck source=scripts/smoke_common.sh
+source "$repo/scripts/smoke_common.sh"  # say, fail, wait_for, container
 compose() { "${compose_cmd[@]}" "${files[@]}" "$@"; }
 now() { date +%s.%N; }
 
@@ -53,21 +54,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-wait_for() {  # DESCRIPTION SECONDS COMMAND...: run COMMAND every second until it succeeds
-    local what="$1" limit="$2" deadline=$((SECONDS + $2))
-    shift 2
-    until "$@" >/dev/null 2>&1; do
-        ((SECONDS < deadline)) || fail "$what: not within ${limit}s"
-        sleep 1
-    done
-    say "ok: $what"
-}
-
 replica_ids() {  # the running inference containers' ids (12 characters: their host names, so their X-Served-By)
     docker ps -q --no-trunc --filter "label=com.docker.compose.project=$project" \
         --filter "label=com.docker.compose.service=inference" --filter status=running | cut -c1-12
 }
-container() { docker ps -aq --filter "label=com.docker.compose.project=$project" --filter "label=com.docker.compose.service=$1"; }
 all_healthy() {
     local id count=0
     for id in $(replica_ids); do
