@@ -5,19 +5,18 @@ be able to tell the replicas apart, and see which model version each one serves 
 replica reloads on its own poll, so for a few seconds two versions answer side by side). Every answer names the
 replica (REPLICA_NAME, by default the host name: the container's id under Docker) and, in ``X-Served-By-Worker``,
 the worker process in it (its pid): each worker of a replica reloads on its own poll too. Answers of the routes whose
-body carries ``model_version`` (/predict, /explain, /ready) repeat it in ``X-Model-Version``: taken from the body,
-so the header always names the model that computed that answer, even when a swap happened while it ran. Their
-other answers (a 4xx, a 503 before any model) name the model serving at that moment, or none.
+body carries ``model_version`` (/predict, /explain, /ready) repeat it in ``X-Model-Version``, set by the route
+from the model that computed that answer (``MODEL_VERSION_HEADER``), so it is right even when a swap happened
+while it ran. Their other answers (a 4xx, a 503 before any model) name the model serving at that moment, or none.
 
-A plain ASGI middleware: those answers are one small JSON body (a JSONResponse), held back until the body is
-known, then sent unchanged with the headers added.
+A plain ASGI middleware adds the rest to the answer's start; nothing is buffered or parsed.
 """
 
-import json
 import os
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+MODEL_VERSION_HEADER = "X-Model-Version"
 VERSIONED_PATHS = frozenset({"/predict", "/explain", "/ready"})
 
 
@@ -31,38 +30,19 @@ class ReplicaHeadersMiddleware:
             await self.app(scope, receive, send)
             return
         versioned = scope["path"].rstrip("/") in VERSIONED_PATHS
-        start: Message | None = None
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal start
             if message["type"] == "http.response.start":
                 self.worker = self.worker or (b"x-served-by-worker", str(os.getpid()).encode())
-                message = {**message, "headers": [*message.get("headers", []), self.served_by, self.worker]}
-                if not versioned:
-                    await send(message)
-                else:
-                    start = message  # sent with the body, once its model_version is known
-                return
-            if start is not None and message["type"] == "http.response.body":
-                version = _body_version(message) if not message.get("more_body") else None
-                version = version or _serving_version(scope)
-                if version:
-                    start["headers"].append((b"x-model-version", version.encode("latin-1", "replace")))
-                await send(start)
-                start = None
+                headers = [*message.get("headers", []), self.served_by, self.worker]
+                if versioned and not any(name == b"x-model-version" for name, _value in headers):
+                    version = _serving_version(scope)  # a 4xx or 503: the model serving at this moment, if any
+                    if version:
+                        headers.append((b"x-model-version", version.encode("latin-1", "replace")))
+                message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
-
-
-def _body_version(message: Message) -> str | None:
-    """``model_version`` of a complete JSON body, if it has one."""
-    try:
-        body = json.loads(message.get("body", b""))
-    except ValueError:
-        return None
-    version = body.get("model_version") if isinstance(body, dict) else None
-    return version if isinstance(version, str) else None
 
 
 def _serving_version(scope: Scope) -> str | None:

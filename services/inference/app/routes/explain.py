@@ -5,6 +5,7 @@ from pydantic import BaseModel, ConfigDict
 
 from services.inference.app.deps import ModelDep, ServicesDep
 from services.inference.app.inputs import Pixels, parse_top_k, read_one_image
+from services.inference.app.replica import MODEL_VERSION_HEADER
 from services.inference.app.responses import OrjsonResponse
 from services.inference.app.routes.predict import PICTURE, PICTURE_TYPES, TOP_K
 from services.inference.app.schemas import Explanation, error_responses
@@ -51,4 +52,5 @@ async def explain_route(request: Request, services: ServicesDep, loaded: ModelDe
     top_k = parse_top_k(request.query_params.get("top_k"))
     image = await read_one_image(request, services.settings)
     explanation = await services.explainer.explain(loaded, image.pixels[0], top_k)
-    return OrjsonResponse({**explanation, "warnings": image.warnings[0]})
+    return OrjsonResponse({**explanation, "warnings": image.warnings[0]},
+                          headers={MODEL_VERSION_HEADER: explanation["model_version"]})

@@ -5,6 +5,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from services.inference.app.deps import ModelDep, ServicesDep
+from services.inference.app.replica import MODEL_VERSION_HEADER
 from services.inference.app.responses import OrjsonResponse
 from services.inference.app.schemas import Health, Ready, error_responses
 
@@ -17,7 +18,8 @@ async def health() -> dict:
 
 
 @router.get("/ready", response_model=Ready, responses=error_responses(503), summary="A model is loaded")
-async def ready(loaded: ModelDep) -> dict:
+async def ready(loaded: ModelDep, response: Response) -> dict:
+    response.headers[MODEL_VERSION_HEADER] = loaded.version
     return {"status": "ready", "model_version": loaded.version}
 
 

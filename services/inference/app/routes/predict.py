@@ -5,6 +5,7 @@ from fastapi import APIRouter, Request
 from services.inference.app import classify
 from services.inference.app.deps import ModelDep, ServicesDep
 from services.inference.app.inputs import PredictJson, parse_top_k, read_pixels
+from services.inference.app.replica import MODEL_VERSION_HEADER
 from services.inference.app.responses import OrjsonResponse
 from services.inference.app.schemas import BatchPrediction, PredictionResult, error_responses
 
@@ -55,4 +56,4 @@ async def predict_route(request: Request, services: ServicesDep, _serving: Model
         probabilities, loaded = await services.batcher.predict(images.pixels)
     results = classify.results(probabilities, top_k, loaded.version, images.warnings)
     body = results[0] if images.single else {"predictions": results, "model_version": loaded.version}
-    return OrjsonResponse(body)
+    return OrjsonResponse(body, headers={MODEL_VERSION_HEADER: loaded.version})
