@@ -5,7 +5,7 @@ import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.device import resolve_device
@@ -49,8 +49,17 @@ class Settings(BaseSettings):
     replica_name: str = Field(default_factory=socket.gethostname,
                               description="names this process in every answer's X-Served-By header (default: the "
                                           "host name, under Docker the container's id)")
+    api_keys: SecretStr = Field(SecretStr(""), description="comma-separated API keys; when set, the prediction "
+                                "endpoints need `Authorization: Bearer <key>` (empty: they are open)")
+    admin_token: SecretStr = Field(SecretStr(""), description="the token management endpoints (model pin and "
+                                   "rollback) need as `Authorization: Bearer <token>`; empty: they are disabled")
     forwarded_allow_ips: str = Field("127.0.0.1,::1", description="addresses (or networks) whose X-Forwarded-For "
                                                                  "is trusted: the edge's (uvicorn's setting)")
+
+    @property
+    def api_key_list(self) -> list[str]:
+        """API_KEYS split on commas, blanks dropped."""
+        return [key.strip() for key in self.api_keys.get_secret_value().split(",") if key.strip()]
 
     @property
     def processes(self) -> int:

@@ -33,8 +33,9 @@ log = logging.getLogger(__name__)
 
 CLIENT_CLOSED_REQUEST = 499  # nginx's code for a client that went away; no response reaches anyone
 
-HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large",
-              415: "unsupported_media_type", 422: "invalid_request", 503: "unavailable"}
+HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+              405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type",
+              422: "invalid_request", 503: "unavailable"}
 
 
 # The HTTP status of each domain error about a picture (the error code comes from the exception).
@@ -44,9 +45,9 @@ PICTURE_STATUS = {EmptyPicture: 422, PictureTooLarge: 413, UnsupportedPicture: 4
 class ApiError(Exception):
     """A failure the client should see, with its HTTP status and a short code."""
 
-    def __init__(self, status_code: int, error: str, detail: str) -> None:
+    def __init__(self, status_code: int, error: str, detail: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
-        self.status_code, self.error, self.detail = status_code, error, detail
+        self.status_code, self.error, self.detail, self.headers = status_code, error, detail, headers
 
 
 def no_model_yet() -> ApiError:
@@ -79,7 +80,7 @@ def _counted(request: Request, status_code: int, error: str, detail: str, header
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError) -> OrjsonResponse:
-        return _counted(request, error.status_code, error.error, error.detail)
+        return _counted(request, error.status_code, error.error, error.detail, error.headers)
 
     @app.exception_handler(PictureError)
     async def picture_error(request: Request, error: PictureError) -> OrjsonResponse:

@@ -1,0 +1,62 @@
+"""Who may call what: API keys for the prediction endpoints, the admin token for management.
+
+* Prediction endpoints (``ApiKeyDep``) are open by default. With API_KEYS set (comma-separated), a request needs
+  ``Authorization: Bearer <one of the keys>``; otherwise 401 JSON with ``WWW-Authenticate: Bearer``.
+* Management endpoints (``AdminDep``: anything that changes what the service does, such as pinning a model) always
+  need ``Authorization: Bearer <ADMIN_TOKEN>``. With ADMIN_TOKEN empty they are disabled: 403 for everyone, so a
+  deployment that never set a token has no way in, rather than an open door.
+
+Secrets are compared with ``hmac.compare_digest`` against every configured key (no early exit), so the answer's
+timing tells nothing about how much of a guess was right; they are never logged or echoed. The two schemes are
+declared with FastAPI's ``HTTPBearer``, so /docs and /openapi.json show them.
+"""
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from services.inference.app.deps import ServicesDep
+from services.inference.app.errors import ApiError
+
+api_key_scheme = HTTPBearer(scheme_name="ApiKey", auto_error=False,
+                            description="one of API_KEYS; only needed when the server sets API_KEYS")
+admin_scheme = HTTPBearer(scheme_name="AdminToken", auto_error=False,
+                          description="ADMIN_TOKEN; management endpoints are disabled when the server sets none")
+
+Credentials = HTTPAuthorizationCredentials | None
+
+
+def matches_any(given: str, secrets: list[str]) -> bool:
+    """Whether ``given`` equals one of ``secrets``, comparing with every one in constant time."""
+    found = False
+    for secret in secrets:
+        found |= hmac.compare_digest(given.encode(), secret.encode())
+    return found
+
+
+async def require_api_key(services: ServicesDep, credentials: Annotated[Credentials, Depends(api_key_scheme)]) -> None:
+    keys = services.settings.api_key_list
+    if not keys:
+        return
+    if credentials is None:
+        raise ApiError(401, "api_key_required", "this server needs an API key: send `Authorization: Bearer <key>`",
+                       headers={"WWW-Authenticate": "Bearer"})
+    if not matches_any(credentials.credentials, keys):
+        raise ApiError(401, "invalid_api_key", "the API key is not one this server accepts",
+                       headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+
+async def require_admin(services: ServicesDep, credentials: Annotated[Credentials, Depends(admin_scheme)]) -> None:
+    token = services.settings.admin_token.get_secret_value()
+    if not token:
+        raise ApiError(403, "management_disabled", "management endpoints are disabled: the server sets no "
+                                                   "ADMIN_TOKEN")
+    if credentials is None or not matches_any(credentials.credentials, [token]):
+        raise ApiError(403, "admin_token_required", "this is a management endpoint: send "
+                                                    "`Authorization: Bearer <ADMIN_TOKEN>`")
+
+
+ApiKeyDep = Depends(require_api_key)  # for ``dependencies=[ApiKeyDep]`` on a router or route
+AdminDep = Depends(require_admin)
