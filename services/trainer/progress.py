@@ -6,8 +6,7 @@ the final test and publishing too, when no step runs. Epoch ends and changes of 
 a context manager around a run it records how the run ended: ``finished``; ``interrupted`` for the exceptions
 named as ``interruptions`` (the trainer's stop signal); ``failed`` with the message for any other exception, which
 goes on unchanged, so the exit code is the one the run would have had anyway. A disabled one (every rank but 0
-under torchrun) counts and writes nothing. A write that fails (a full disk) is logged once and never stops
-training.
+under torchrun) writes nothing. A write that fails (a full disk) is logged once and never stops training.
 
 Time left: the steps still to do at this process's pace so far (wall time per step, validation included, data
 loading not), so it settles after the first epoch. images/s: the current epoch's training throughput, all ranks
@@ -139,7 +138,7 @@ class TrainingProgress:
         with self._lock:  # one writer at a time, so an older snapshot never lands after a newer one
             try:
                 write_json_atomic(self.path, self.snapshot())
-            except OSError as error:
+            except (OSError, TypeError, ValueError) as error:  # a full disk, a value JSON cannot hold
                 if not self._write_failed:
                     log.warning("cannot write training progress to %s (training goes on): %s", self.path, error)
                 self._write_failed = True

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from services.frontend.app.training import about, settings_line, time_left
 from services.trainer.progress import TrainingProgress
 from shared.training_progress import progress_path
 from tests.frontend.conftest import start_inference
@@ -95,7 +96,7 @@ def test_a_running_run_shows_the_bar_the_time_left_and_curves_that_grow(client, 
     section = page[page.index('id="training"'):]
     assert 'data-state="running"' in section and 'data-poll="true"' in section
     assert 'value="25.0"' in section and ">25 %<" in section  # 250 of 1000 steps
-    assert "Epoch 3 of 10, step 50 of 100" in section and " left<" in section and RUN_ID in section
+    assert "Epoch 3 of 10, step 50 of 100" in section and 'data-testid="training-eta"' in section and RUN_ID in section
     assert "cpu · fp32 · batch 128 · lr 0.003" in section
     assert 'id="training-loss-chart-title"' in section and 'id="training-accuracy-chart-title"' in section
 
@@ -157,3 +158,11 @@ def test_an_unreadable_progress_file_hides_the_section_and_the_page_still_works(
     assert 'class="pixelated"' in page.get_data(as_text=True)  # the rest of the page is all there
     answer = client.get("/training", headers=JSON)
     assert answer.status_code == 503 and answer.get_json()["error"] == "training_unavailable"
+
+
+def test_durations_and_settings_read_as_people_say_them():
+    assert [about(s) for s in (None, 0.4, 40, 480, 3900)] == [None, "0 s", "40 s", "8 min", "1 h 05 min"]
+    assert [time_left(s) for s in (None, 0.4, 480)] == ["estimating the time left", "almost done", "about 8 min left"]
+    assert settings_line({**SETTINGS, "world_size": 2, "precision": "bf16 autocast"}) == \
+        "cpu · bf16 autocast · batch 128 · lr 0.003 · 2 processes"
+    assert settings_line({"lr": "fast"}) == "lr fast" and settings_line({}) == ""

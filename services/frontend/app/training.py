@@ -93,7 +93,7 @@ def progress_view(progress: dict[str, Any], shown_version: str | None) -> dict[s
         "steps_per_epoch": _whole(progress.get("steps_per_epoch")), "completed_epochs": len(history),
         "phase": progress.get("phase"), "phase_label": PHASES.get(str(progress.get("phase"))),
         "show_bar": state in ("running", "stale"),
-        "eta": about(_number(progress.get("eta_s"))), "elapsed": about(_number(progress.get("elapsed_s"))),
+        "time_left": time_left(_number(progress.get("eta_s"))), "elapsed": about(_number(progress.get("elapsed_s"))),
         "silent_for": about(_number(progress.get("heartbeat_age_s"))),
         "images_per_s": _number(progress.get("images_per_s")),
         "best_val_accuracy": max((v for row in history if (v := _number(row.get("val_accuracy"))) is not None),
@@ -132,6 +132,12 @@ def settings_line(settings: dict[str, Any]) -> str:
     if size and size > 1:
         parts.append(f"{size} processes")
     return " · ".join(parts)
+
+
+def time_left(seconds: float | None) -> str:
+    if seconds is None:
+        return "estimating the time left"
+    return "almost done" if seconds < 1 else f"about {about(seconds)} left"
 
 
 def about(seconds: float | None) -> str | None:
