@@ -39,6 +39,8 @@ class TrainSettings(BaseSettings):
     retrain: bool = Field(False, description="start over even if these settings already finished or can resume")
     keep_models: int = Field(5, ge=0, description="published models kept after publishing (0 = all); the manifest's "
                                                   "and any a running inference service serves are always kept")
+    progress_interval_s: float = Field(2.0, gt=0, description="how often the progress of a run is written to "
+                                                                "ARTIFACTS_DIR/training.json (also at every epoch end)")
     serving_dir: Path | None = Field(None, description="where inference services record what they serve (their "
                                                        "SERVING_DIR); those models are never deleted")
 

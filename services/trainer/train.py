@@ -5,6 +5,8 @@ improved, then ``last.pt`` (model, optimizer, scheduler, history) for resuming. 
 stopped with SIGTERM, continues from its last completed epoch when started again with the same settings.
 After the last epoch the best checkpoint gets its temperature (fitted on the validation split, see
 ``calibration``), is evaluated on the test set and published with its metrics.
+While it runs, ``progress`` keeps ``<artifacts>/training.json`` up to date (epoch, step, time left, history, and
+how the run ended) for the API's ``GET /training`` and the page.
 
 Started by torchrun with several processes (``WORLD_SIZE`` > 1) the same loop runs data-parallel
 (``distributed``): each rank trains on its shard of every global batch, validation is sharded and summed, and
@@ -37,6 +39,7 @@ from services.trainer.distributed import (
     world_from_env,
 )
 from services.trainer.evaluation import classification_report, evaluate
+from services.trainer.progress import TrainingProgress, open_progress, published_by_run
 from services.trainer.report import build_metrics
 from shared.artifacts import prune_models, publish_model, run_dir
 from shared.checkpoint import CheckpointError, build_checkpoint, load_checkpoint, save_checkpoint
@@ -74,6 +77,7 @@ def train_one_epoch(
     epoch: int,
     stop: StopFlag,
     world: World = World(),
+    progress: TrainingProgress | None = None,
 ) -> dict:
     """One pass over ``split`` in an order and with augmentations fixed by (seed, epoch).
 
@@ -112,6 +116,8 @@ def train_one_epoch(
         total_loss += loss.item() * len(index)
         correct += (logits.argmax(dim=1) == labels).sum().item()
         seen += len(index)
+        if progress is not None:
+            progress.step_done(len(index))
     total_loss, correct, seen = sum_across([total_loss, correct, seen], world, device)
     seen = int(seen)
     return {"train_loss": total_loss / seen, "train_accuracy": correct / seen,
@@ -194,6 +200,16 @@ def train_and_publish(settings: TrainSettings, stop: StopFlag, world: World, dev
         log.info("these settings already finished (model %s); set RETRAIN=1 to train again",
                  state.get("published_version"))
         return 0
+    # training.json (rank 0): running from here on, then finished, interrupted (SIGTERM) or failed (an exception)
+    with open_progress(settings, device, world, state, interruptions=(StopRequested,)) as progress:
+        code = train_then_finish(settings, stop, world, device, state, progress)
+        if world.is_main:
+            progress.finished(*published_by_run(settings.artifacts_dir))
+        return code
+
+
+def train_then_finish(settings: TrainSettings, stop: StopFlag, world: World, device: torch.device, state: dict | None,
+                      progress: TrainingProgress) -> int:
     train, val, test = load_data_once(settings, world)
     model = FashionMNISTModelV2().to(device).to(memory_format=torch.channels_last)
     steps_per_epoch = -(-len(shard(torch.arange(len(train)), world)) // per_rank_batch(settings.batch_size, world))
@@ -214,9 +230,12 @@ def train_and_publish(settings: TrainSettings, stop: StopFlag, world: World, dev
                         f"{per_rank_batch(settings.batch_size, world)} images per process per step"
              if world.distributed else "")
     run_folder = run_dir(settings.artifacts_dir)
+    progress.begin(settings.epochs, steps_per_epoch, {"train": len(train), "val": len(val), "test": len(test)})
     for epoch in range(len(history) + 1, settings.epochs + 1):
         lr = scheduler.get_last_lr()[0]
-        stats = train_one_epoch(trained, optimizer, scheduler, train, settings, epoch, stop, world)
+        progress.begin_epoch(epoch)
+        stats = train_one_epoch(trained, optimizer, scheduler, train, settings, epoch, stop, world, progress)
+        progress.validating()
         val_loss, val_accuracy = validate(model, val, device, world)
         stats.update(epoch=epoch, val_loss=val_loss, val_accuracy=val_accuracy, lr=lr, world_size=world.size)
         history.append(stats)
@@ -230,10 +249,13 @@ def train_and_publish(settings: TrainSettings, stop: StopFlag, world: World, dev
             save_checkpoint(run_folder / "last.pt", build_checkpoint(
                 model, hyperparameters=settings.recipe(), epoch=epoch, metrics=stats,
                 optimizer_state=optimizer.state_dict(), scheduler_state=scheduler.state_dict(),
-                extra={"recipe": settings.recipe(), "history": history, "best": best, "completed": False}))
+                extra={"recipe": settings.recipe(), "history": history, "best": best, "completed": False,
+                       "run_id": progress.run_id}))
         log.info("epoch %d/%d  train loss %.4f acc %.4f | val loss %.4f acc %.4f | lr %.2e | %.1fs%s",
                  epoch, settings.epochs, stats["train_loss"], stats["train_accuracy"], val_loss,
                  val_accuracy, lr, stats["seconds"], "  *best*" if improved else "")
+        progress.end_epoch(history)
+    progress.finishing()
     # Rank 0 calibrates, tests, publishes and prunes; the others wait for its outcome.
     return on_main(world, lambda: finish(settings, device, train, val, test, history, best, world),
                    errors=(CheckpointError,))

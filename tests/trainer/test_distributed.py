@@ -14,6 +14,7 @@ import torch
 from services.trainer.distributed import DistributedSetupError, World, per_rank_batch, shard
 from services.trainer.train import StopFlag, run
 from shared.artifacts import read_manifest, run_dir
+from shared.training_progress import progress_path
 from tests.conftest import tiny_settings
 from tests.processes import REPO_ROOT
 
@@ -87,6 +88,8 @@ def test_two_processes_stop_together_on_sigterm_resume_and_publish_exactly_one_m
     state = torch.load(last, weights_only=True)
     assert 1 <= state["epoch"] < 4 and not state["completed"]
     assert read_manifest(tmp_path) is None and not (tmp_path / "models").exists()
+    stopped = json.loads(progress_path(tmp_path).read_text())
+    assert stopped["state"] == "interrupted" and len(stopped["history"]) == state["epoch"]
 
     resumed = torchrun(tiny_data_dir, tmp_path, *epochs)
     output, _ = resumed.communicate(timeout=300)
@@ -107,12 +110,17 @@ def test_two_processes_stop_together_on_sigterm_resume_and_publish_exactly_one_m
     assert metrics["dataset_sizes"] == {"train": 500, "val": 100, "test": 200}
     assert sum(map(sum, metrics["confusion_matrix"])) == 200
     assert torch.load(last, weights_only=True)["completed"]
+    progress = json.loads(progress_path(tmp_path).read_text())  # rank 0's record, the same run resumed
+    assert progress["state"] == "finished" and progress["run_id"] == stopped["run_id"]
+    assert progress["resumed_from_epoch"] == state["epoch"] and progress["model_version"] == published.model_version
+    assert (progress["settings"]["world_size"], progress["settings"]["per_rank_batch_size"]) == (2, 64)
 
 
 def test_sigterm_to_one_rank_stops_both_after_the_same_step(tiny_data_dir, tmp_path):
     """The stop flags are all-reduced before every step: rank 0, never signalled, stops too instead of waiting."""
     process = torchrun(tiny_data_dir, tmp_path, "--epochs", "40")
     last = wait_for_first_epoch(process, tmp_path)
+    writer = rank_pid(process, 0)
     os.kill(rank_pid(process, 1), signal.SIGTERM)
     output, _ = process.communicate(timeout=120)
     assert process.returncode != 0
@@ -122,3 +130,5 @@ def test_sigterm_to_one_rank_stops_both_after_the_same_step(tiny_data_dir, tmp_p
     assert signalled == -1 or signalled > stopped, output  # rank 0 stopped because rank 1 was asked to
     assert "exitcode  : 143" in output  # both ranks left through the trainer's own exit, not a crash
     assert 1 <= torch.load(last, weights_only=True)["epoch"] < 40 and read_manifest(tmp_path) is None
+    progress = json.loads(progress_path(tmp_path).read_text())
+    assert progress["state"] == "interrupted" and progress["pid"] == writer  # rank 0 alone writes it

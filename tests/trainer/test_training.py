@@ -170,6 +170,7 @@ def test_missing_data_fails_with_a_clear_message(tmp_path):
     assert process.returncode == 2
     assert "FashionMNIST not found in" in output and "train-images-idx3-ubyte" in output
     assert "Traceback" not in output
+    assert json.loads((tmp_path / "artifacts" / "training.json").read_text())["state"] == "failed"
 
 
 def test_settings_come_from_environment_and_flags(monkeypatch):

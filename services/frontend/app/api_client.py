@@ -66,6 +66,15 @@ class InferenceClient:
         files = {"file": (filename or "upload", data, content_type)}
         return self._call("POST", "/explain", params={"top_k": top_k}, files=files)
 
+    def training(self) -> dict[str, Any] | None:
+        """The trainer's progress (/training), or None when no run has reported (404: no section on the page)."""
+        try:
+            return self._call("GET", "/training")
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
     def ready(self) -> dict[str, Any]:
         """For /health: a short timeout, so a hung API never makes this app look unhealthy too."""
         return self._call("GET", "/ready", timeout=(min(self.timeout[0], 1.0), min(self.timeout[1], 2.0)))

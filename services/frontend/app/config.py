@@ -20,6 +20,8 @@ class Settings(BaseSettings):
 
     sample_ttl_s: int = Field(3600, ge=1, description="how long a rendered sample + prediction stays cached")
     metrics_ttl_s: float = Field(10.0, ge=0, description="how long the API's /metrics stays cached (0 = never)")
+    training_ttl_s: float = Field(2.0, ge=0, description="how long the API's /training stays cached (0 = never)")
+    training_poll_s: float = Field(3.0, gt=0, description="how often the page asks for the progress of a run")
     api_connect_timeout_s: float = Field(2.0, gt=0)
     api_read_timeout_s: float = Field(5.0, gt=0)
     redis_timeout_s: float = Field(0.2, gt=0, description="socket connect/read timeout for every Redis call")
