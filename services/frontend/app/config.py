@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     metrics_ttl_s: float = Field(10.0, ge=0, description="how long the API's /metrics stays cached (0 = never)")
     api_connect_timeout_s: float = Field(2.0, gt=0)
     api_read_timeout_s: float = Field(5.0, gt=0)
+    api_health_timeout_s: float = Field(2.0, gt=0, description="read timeout of the /ready call behind /health (its "
+                                        "connect timeout: half of it at most): short, so that a hung API never makes "
+                                        "this page look unhealthy too")
     redis_timeout_s: float = Field(0.2, gt=0, description="socket connect/read timeout for every Redis call")
     redis_retry_s: float = Field(1.0, ge=0, description="after a Redis failure, skip Redis this long before retrying")
     cache_prefix: str = Field("fmnist:", description="prefix of every Redis key this app writes")
