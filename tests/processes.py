@@ -15,6 +15,8 @@ from pathlib import Path
 
 import requests
 
+from tests.waiting import DEADLINE_S
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -39,7 +41,7 @@ class ServerProcess:
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 60.0) -> "ServerProcess":
+    def start(self, timeout: float = DEADLINE_S) -> "ServerProcess":
         log_path = self.log_path or Path(os.devnull)
         with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
             self.process = subprocess.Popen(self.command, cwd=self.cwd, env=self.env, stdout=log,
@@ -103,8 +105,8 @@ class RedisServer:
              "--dir", str(self.workdir)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + DEADLINE_S
+        while time.monotonic() < deadline and self.process.poll() is None:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
                     return self

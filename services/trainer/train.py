@@ -101,7 +101,10 @@ def train_one_epoch(
     batches = range(0, len(order), batch_size)
     for start in tqdm(batches, desc=f"epoch {epoch}/{settings.epochs}", unit="batch", leave=False,
                       mininterval=1.0, file=sys.stderr, disable=not world.is_main):
-        if any_rank(stop.requested, world, device):  # every rank stops after the same step
+        asked = stop.requested  # read once: what this rank says in the all-reduce, and what it logs
+        if any_rank(asked, world, device):  # every rank stops after the same step
+            if not asked:
+                log.info("another rank was asked to stop: stopping with it after the same step")
             raise StopRequested
         index = order[start:start + batch_size]
         images = augment_batch(split.images[index].to(device), settings.max_shift, generator)

@@ -45,9 +45,11 @@ def split_explanation(answer: dict[str, Any]) -> tuple[dict[str, Any], dict[str,
 class InferenceClient:
     """Thin wrapper over the inference API's HTTP contract (see the README / services.inference)."""
 
-    def __init__(self, base_url: str, connect_timeout_s: float, read_timeout_s: float, pool_size: int = 8) -> None:
+    def __init__(self, base_url: str, connect_timeout_s: float, read_timeout_s: float, health_timeout_s: float = 2.0,
+                 pool_size: int = 8) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = (connect_timeout_s, read_timeout_s)
+        self.health_timeout = (min(connect_timeout_s, health_timeout_s / 2), health_timeout_s)
         self.session = requests.Session()
         # One pool per gunicorn worker, sized for its threads; the API is the only host we talk to.
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
@@ -76,8 +78,8 @@ class InferenceClient:
             raise
 
     def ready(self) -> dict[str, Any]:
-        """For /health: a short timeout, so a hung API never makes this app look unhealthy too."""
-        return self._call("GET", "/ready", timeout=(min(self.timeout[0], 1.0), min(self.timeout[1], 2.0)))
+        """For /health: a short timeout (API_HEALTH_TIMEOUT_S), so a hung API never makes this app look unhealthy."""
+        return self._call("GET", "/ready", timeout=self.health_timeout)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         try:

@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     training_poll_s: float = Field(3.0, gt=0, description="how often the page asks for the progress of a run")
     api_connect_timeout_s: float = Field(2.0, gt=0)
     api_read_timeout_s: float = Field(5.0, gt=0)
+    api_health_timeout_s: float = Field(2.0, gt=0, description="read timeout of the /ready call behind /health (its "
+                                        "connect timeout: half of it at most): short, so that a hung API never makes "
+                                        "this page look unhealthy too")
     redis_timeout_s: float = Field(0.2, gt=0, description="socket connect/read timeout for every Redis call")
     redis_retry_s: float = Field(1.0, ge=0, description="after a Redis failure, skip Redis this long before retrying")
     cache_prefix: str = Field("fmnist:", description="prefix of every Redis key this app writes")
