@@ -4,11 +4,12 @@
     <artifacts>/metrics.json                   metrics of the latest finished training run
     <artifacts>/models/<version>.pt            published checkpoints (never modified after publishing)
     <artifacts>/models/<version>.onnx          the same model as an ONNX graph (shared/onnx_export.py)
+    <artifacts>/models/<version>.graph.json    the graph's card: version, temperature, a probe (shared/graph_card.py)
     <artifacts>/models/<version>.metrics.json  the metrics that belong to that checkpoint
     <artifacts>/run/last.pt, run/best.pt       the trainer's working state, for resuming
 
-Publishing writes the checkpoint, its graph and its metrics completely first and only then replaces the manifest, each
-step atomically, so a reader that follows the manifest never reaches a partial file.
+Publishing writes the checkpoint, its graph, the graph's card and its metrics completely first and only then
+replaces the manifest, each step atomically, so a reader that follows the manifest never reaches a partial file.
 
 Retention (``prune_models``, run by the trainer after it publishes): the newest KEEP_MODELS published models stay,
 and so does the one the manifest names and every one a running inference service reports serving
@@ -23,8 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from shared.atomic import write_json_atomic
-from shared.checkpoint import Checkpoint, save_checkpoint
-from shared.onnx_export import graph_path, write_onnx
 from shared.serving import served_checkpoints
 
 log = logging.getLogger(__name__)
@@ -48,7 +47,11 @@ def run_dir(artifacts_dir: str | Path) -> Path:
 
 def publish_model(artifacts_dir: str | Path, checkpoint: dict[str, Any], metrics: dict[str, Any], *,
                   graph: bool = True) -> PublishedModel:
-    """Publish a checkpoint (a ``shared.checkpoint`` dict), with its ONNX graph unless ``graph`` is False."""
+    """Publish a checkpoint (a ``shared.checkpoint`` dict), with its ONNX graph and card unless ``graph`` is False."""
+    # torch: only a writer (the trainer) publishes; readers of this module (the torch-free server) never get here
+    from shared.checkpoint import Checkpoint, save_checkpoint
+    from shared.onnx_export import write_graph
+
     artifacts_dir = Path(artifacts_dir)
     version = checkpoint["model_version"]
     checkpoint_rel = Path("models") / f"{version}.pt"
@@ -56,7 +59,8 @@ def publish_model(artifacts_dir: str | Path, checkpoint: dict[str, Any], metrics
     save_checkpoint(artifacts_dir / checkpoint_rel, checkpoint)  # first: retention reads the rest as its leftovers
     if graph:
         checkpoint_path = artifacts_dir / checkpoint_rel
-        write_onnx(Checkpoint(checkpoint_path, checkpoint).build_model("cpu"), graph_path(checkpoint_path))
+        write_graph(Checkpoint(checkpoint_path, checkpoint).build_model("cpu"), checkpoint_path, version,
+                    checkpoint.get("temperature"))
     write_json_atomic(artifacts_dir / metrics_rel, metrics)
     write_json_atomic(artifacts_dir / "metrics.json", metrics)
     manifest = {

@@ -21,7 +21,7 @@ from services.trainer.evaluation import evaluate
 from shared.artifacts import PublishedModel, publish_model, read_manifest
 from shared.checkpoint import CheckpointError, load_checkpoint, make_model_version
 from shared.data import DatasetNotFoundError, load_split, train_val_split
-from shared.onnx_export import graph_path
+from shared.graph_card import card_path, graph_path
 
 log = logging.getLogger("calibrate")
 
@@ -60,6 +60,7 @@ def calibrate(model_dir: Path, data_dir: Path) -> tuple[PublishedModel, Publishe
     if new.checkpoint_path != old.checkpoint_path:
         old.checkpoint_path.unlink(missing_ok=True)
         graph_path(old.checkpoint_path).unlink(missing_ok=True)
+        card_path(old.checkpoint_path).unlink(missing_ok=True)
         old.metrics_path.unlink(missing_ok=True)
     return old, new
 

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from services.trainer.augment import augment_batch
 from services.trainer.calibration import calibration_report
+from services.trainer.cards import add_missing_cards
 from services.trainer.config import TrainSettings
 from services.trainer.distributed import (
     DistributedSetupError,
@@ -198,6 +199,7 @@ def run(settings: TrainSettings, stop: StopFlag, world: World = World()) -> int:
 
 
 def train_and_publish(settings: TrainSettings, stop: StopFlag, world: World, device: torch.device) -> int:
+    on_main(world, lambda: add_missing_cards(settings.artifacts_dir))  # models published before graph cards
     state = on_main(world, lambda: resume_state(settings), errors=(CheckpointError,))
     if state is not None and state.get("completed"):
         log.info("these settings already finished (model %s); set RETRAIN=1 to train again",

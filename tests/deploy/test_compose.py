@@ -49,14 +49,26 @@ def test_the_stack_has_redis_the_edge_and_the_three_services_built_from_their_do
         assert base[name]["pull_policy"] == "build", "our image names must never be looked up in a registry"
 
 
-def test_torch_comes_from_pips_default_index_unless_an_index_is_set(base):
-    """Empty = pip's own index and configuration (mirrors included); the repository names no package index."""
-    for name in ("trainer", "inference"):
-        assert base[name]["build"]["args"]["TORCH_INDEX_URL"] == ""
+def test_the_trainer_gets_cpu_only_torch_and_the_inference_service_no_torch_by_default(base):
+    """PyTorch's CPU-only wheels for the trainer unless TORCH_INDEX_URL says otherwise (empty: pip's default); the
+    CPU inference image has no torch at all, so it takes no torch index."""
+    assert base["trainer"]["build"]["args"]["TORCH_INDEX_URL"] == "https://download.pytorch.org/whl/cpu"
     chosen = compose_config(BASE_FILE, env={"TORCH_INDEX_URL": "https://wheels.example/cpu"})["services"]
-    assert {chosen[name]["build"]["args"]["TORCH_INDEX_URL"] for name in ("trainer", "inference")} == \
-        {"https://wheels.example/cpu"}
-    assert "args" not in base["frontend"]["build"] or "TORCH_INDEX_URL" not in base["frontend"]["build"]["args"]
+    assert chosen["trainer"]["build"]["args"]["TORCH_INDEX_URL"] == "https://wheels.example/cpu"
+    assert base["inference"]["build"]["dockerfile"] == "services/inference/Dockerfile"
+    for name in ("inference", "frontend"):
+        assert "TORCH_INDEX_URL" not in (base[name]["build"].get("args") or {})
+
+
+def test_python_services_run_hardened(base):
+    """Read-only root file system with a small /tmp in memory, no privilege gain, no capabilities."""
+    for name in ("trainer", "inference", "frontend", "edge"):
+        service = base[name]
+        assert service["read_only"] is True, name
+        assert [entry.split(":")[0] for entry in service["tmpfs"]] == ["/tmp"], name
+        assert service["security_opt"] == ["no-new-privileges:true"], name
+        assert service["cap_drop"] == ["ALL"], name
+        assert "cap_add" not in service and not service.get("privileged"), name
 
 
 def test_named_volumes_trainer_writes_artifacts_and_inference_reads_them_only(base):
@@ -142,6 +154,7 @@ def test_gpu_overlay_reserves_nvidia_gpus_and_builds_cuda_torch(merged, base):
         assert service["environment"]["DEVICE"] == "cuda"
         assert service["build"]["args"]["TORCH_INDEX_URL"] == ""  # pip's default index: a CUDA build on Linux
         assert service["image"].endswith(":gpu")
+        assert service["read_only"] is True and service["environment"]["CUDA_CACHE_PATH"].startswith("/tmp/")
         # The overlay changes only that: volumes, ports and health stay as in the base file.
         assert sorted(service.get("volumes", [])) == sorted(base[name].get("volumes", []))
         assert service.get("ports") == base[name].get("ports")
@@ -150,6 +163,9 @@ def test_gpu_overlay_reserves_nvidia_gpus_and_builds_cuda_torch(merged, base):
     assert {k: v for k, v in merged["frontend"].items() if k != "pull_policy"} == \
         {k: v for k, v in base["frontend"].items() if k != "pull_policy"}
     assert base["trainer"]["environment"]["DEVICE"] == "cpu"
+    # The inference service becomes the torch image; the trainer keeps its Dockerfile with the CUDA build.
+    assert merged["inference"]["build"]["dockerfile"] == "services/inference/Dockerfile.torch"
+    assert merged["trainer"]["build"]["dockerfile"] == base["trainer"]["build"]["dockerfile"]
 
 
 def test_gpu_overlay_is_also_a_valid_compose_file_on_its_own():

@@ -65,8 +65,8 @@ def test_calibrate_republishes_the_same_weights_with_a_temperature(tiny_artifact
     published = read_manifest(target)
     assert published.model_version != old["model_version"]
     assert sorted(path.name for path in (target / "models").iterdir()) == [
-        f"{published.model_version}.metrics.json", f"{published.model_version}.onnx",
-        f"{published.model_version}.pt"]  # exactly one model: its checkpoint, graph and metrics
+        f"{published.model_version}.graph.json", f"{published.model_version}.metrics.json",
+        f"{published.model_version}.onnx", f"{published.model_version}.pt"]  # one model, all its files
     assert sorted(path.name for path in target.iterdir()) == ["latest.json", "models"]
     checkpoint = load_checkpoint(published.checkpoint_path)
     assert checkpoint.calibrated and checkpoint.temperature > 0

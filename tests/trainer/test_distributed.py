@@ -99,8 +99,8 @@ def test_two_processes_stop_together_on_sigterm_resume_and_publish_exactly_one_m
     published = read_manifest(tmp_path)
     assert published is not None
     assert sorted(path.name for path in (tmp_path / "models").iterdir()) == [
-        f"{published.model_version}.metrics.json", f"{published.model_version}.onnx",
-        f"{published.model_version}.pt"]  # exactly one model: its checkpoint, graph and metrics
+        f"{published.model_version}.graph.json", f"{published.model_version}.metrics.json",
+        f"{published.model_version}.onnx", f"{published.model_version}.pt"]  # one model, all its files
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert (metrics["world_size"], metrics["per_rank_batch_size"], metrics["distributed_backend"]) == (2, 64, "gloo")
     assert metrics["batch_size"] == 128 and metrics["model_version"] == published.model_version

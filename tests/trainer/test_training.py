@@ -184,8 +184,8 @@ def test_a_reader_polling_the_manifest_never_meets_a_partial_or_deleted_checkpoi
     assert failures == []
     assert len(seen) >= 2
     kept = sorted(path.name for path in (tmp_path / "models").iterdir())
-    # 2 models: each a checkpoint, its ONNX graph and its metrics
-    assert len(kept) == 6 and f"{read_manifest(tmp_path).model_version}.pt" in kept, kept
+    # 2 models: each a checkpoint, its ONNX graph, the graph's card and its metrics
+    assert len(kept) == 8 and f"{read_manifest(tmp_path).model_version}.pt" in kept, kept
 
 
 def test_missing_data_fails_with_a_clear_message(tmp_path):

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.device import resolve_device
+from shared.device import device_name
 
 
 class Settings(BaseSettings):
@@ -16,11 +16,11 @@ class Settings(BaseSettings):
 
     artifacts_dir: Path = Field(Path("artifacts"), description="trainer output; its latest.json names the model")
     default_model_dir: Path = Field(Path("models/default"), description="model served until artifacts has one")
-    data_dir: Path = Field(Path("data"), description="torchvision root with FashionMNIST/raw/ (for /samples)")
+    data_dir: Path = Field(Path("data"), description="folder with FashionMNIST/raw/ (for /samples)")
     download: bool = Field(True, description="download FashionMNIST for /samples when the files are missing")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available, else cpu")
     backend: Literal["auto", "onnx", "torch"] = Field(
-        "auto", description="auto = ONNX Runtime on the CPU when the model has its .onnx graph, else torch (always "
+        "auto", description="auto = ONNX Runtime on the CPU when the model has its graph and card, else torch (always "
                             "torch on CUDA); onnx = graphs only; torch = PyTorch everywhere")
     workers: int = Field(0, ge=0, description="server processes, each with its own model (0 = one per core on "
                                               "the CPU, one on a GPU)")
@@ -67,7 +67,7 @@ class Settings(BaseSettings):
         context, and micro-batching there fills the device better than processes competing for it)."""
         if self.workers:
             return self.workers
-        on_gpu = self.device == "cuda" or (self.device == "auto" and resolve_device("auto").type == "cuda")
+        on_gpu = self.device == "cuda" or (self.device == "auto" and device_name("auto") == "cuda")
         return 1 if on_gpu else len(os.sched_getaffinity(0))
 
     @property

@@ -11,9 +11,9 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-import torch
 from fastapi import FastAPI
 
+from services.inference.app.backends import set_torch_threads
 from services.inference.app.batching import MicroBatcher
 from services.inference.app.body_limit import BodySizeLimitMiddleware
 from services.inference.app.config import Settings
@@ -27,7 +27,7 @@ from services.inference.app.saliency import Explainer
 from services.inference.app.samples import SampleStore
 from services.inference.app.schemas import document_limits
 from services.inference.app.services import Services
-from shared.device import resolve_device
+from shared.device import device_name
 from shared.serving import ServingRecord
 
 log = logging.getLogger(__name__)
@@ -75,8 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 async def _start(settings: Settings, metrics: Metrics) -> Services:
-    torch.set_num_threads(settings.model_threads)
-    store = ModelStore(settings.artifacts_dir, settings.default_model_dir, resolve_device(settings.device),
+    set_torch_threads(settings.model_threads)
+    store = ModelStore(settings.artifacts_dir, settings.default_model_dir, device_name(settings.device),
                        backend=settings.backend, threads=settings.model_threads)
     store.on_loaded.append(metrics.model_loaded)
     store.on_refused.append(metrics.model_refused)
