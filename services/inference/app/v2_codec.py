@@ -169,8 +169,8 @@ def _json_values(tensor: RequestInput, count: int) -> np.ndarray:
 
 def _to_pixels(values: np.ndarray, datatype: str) -> np.ndarray:
     """uint8 pixels; FP32 values as /predict takes its JSON pixels: finite, 0-255, rounded to the nearest."""
-    if datatype == "UINT8":
-        return values.astype(np.uint8, copy=False)
+    if datatype == "UINT8":  # a copy: binary values are a read-only view of the body (torch warns on those)
+        return values.astype(np.uint8)
     if not (np.isfinite(values).all() and values.min() >= 0 and values.max() <= 255):
         raise TensorError("invalid_pixels", "FP32 pixels must be finite values from 0 to 255 (grayscale, light "
                                             "object on black, like /predict's pixels)")
