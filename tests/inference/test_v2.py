@@ -142,6 +142,7 @@ def test_a_version_is_answered_only_by_the_version_served(client, real_subset, v
 
 def test_v2_requests_are_in_the_prometheus_metrics(client, default_server, real_subset):
     infer(client, real_subset[0][:1], "UINT8", binary=True)
+    assert client.is_server_ready()
     requests.post(f"{default_server}/v2/models/{MODEL}/infer", json={"inputs": []}, timeout=10)
     text = requests.get(f"{default_server}/metrics/prometheus", timeout=5).text
     families = {family.name: family for family in text_string_to_metric_families(text)}

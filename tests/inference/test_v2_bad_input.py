@@ -116,10 +116,33 @@ def test_the_own_api_keeps_its_own_error_shape(default_server):
     assert response.status_code == 400 and set(response.json()) == {"error", "detail"}
 
 
+def test_the_binary_answer_on_the_wire(default_server):
+    """Raw bytes after the JSON header, as the extension lays them out: FP32 little-endian, BYTES length-prefixed."""
+    kwargs = binary(bytes(784))
+    header = json.loads(kwargs["data"][:int(kwargs["headers"][HEADER_LENGTH])])
+    header["parameters"] = {"binary_data_output": True}
+    body = json.dumps(header).encode()
+    response = requests.post(f"{default_server}{INFER}", data=body + bytes(784),
+                             headers={HEADER_LENGTH: str(len(body))}, timeout=10)
+    assert response.status_code == 200 and response.headers["content-type"] == "application/octet-stream"
+    length = int(response.headers[HEADER_LENGTH])
+    answer, raw = json.loads(response.content[:length]), response.content[length:]
+    sizes = [output["parameters"]["binary_data_size"] for output in answer["outputs"]]
+    assert [output["name"] for output in answer["outputs"]] == ["probabilities", "label"] and sizes[0] == 40
+    probabilities = np.frombuffer(raw[:40], "<f4")
+    assert abs(float(probabilities.sum()) - 1) < 1e-5 and len(raw) == sum(sizes)
+    label = raw[40:]
+    assert int.from_bytes(label[:4], "little") == len(label) - 4 and label[4:].decode() == "Sandal"
+    assert response.headers["X-Model-Version"] == answer["model_version"]
+
+
 def test_the_server_still_infers_after_all_that(default_server):
+    for kwargs in (request_json(tensor(datatype="INT64")), binary(bytes(784), header_length="abc")):
+        assert requests.post(f"{default_server}{INFER}", timeout=10, **kwargs).status_code == 400
     response = requests.post(f"{default_server}{INFER}", json={"inputs": [tensor()]}, timeout=10)
     assert response.status_code == 200, response.text
     assert [output["name"] for output in response.json()["outputs"]] == ["probabilities", "label"]
+    assert response.headers["X-Model-Version"] == response.json()["model_version"]
     counted = requests.get(f"{default_server}/metrics/prometheus", timeout=5).text
     assert 'status="5' not in counted  # no bad input ever became a 5xx
     assert 'error="invalid_datatype"' in counted and 'error="invalid_header_length"' in counted
