@@ -22,7 +22,7 @@ from services.inference.app.metrics_prom import Metrics, PrometheusMiddleware
 from services.inference.app.model_store import LoadedModel, ModelStore
 from services.inference.app.replica import ReplicaHeadersMiddleware
 from services.inference.app.responses import OrjsonResponse
-from services.inference.app.routes import explain, meta, predict, samples, training
+from services.inference.app.routes import explain, meta, predict, samples, training, v2
 from services.inference.app.saliency import Explainer
 from services.inference.app.samples import SampleStore
 from services.inference.app.schemas import document_limits
@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     openapi = app.openapi  # built once and cached by FastAPI; the limits go in the first time
     app.openapi = lambda: document_limits(openapi(), max_files=settings.max_files, max_instances=settings.max_instances)
     install_error_handlers(app)
-    for module in (predict, explain, samples, meta, training):
+    for module in (predict, explain, samples, meta, training, v2):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(ReplicaHeadersMiddleware, replica_name=settings.replica_name)
