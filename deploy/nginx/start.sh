@@ -29,10 +29,15 @@ refuse() {
     echo "edge: $1" >&2
     exit 1
 }
-echo "$rate" | grep -Eqx '[1-9][0-9]{0,6}r/[sm]' || refuse "EDGE_RATE_LIMIT=$rate is not a rate like 20r/s or 30r/m"
-echo "$burst" | grep -Eqx '[0-9]{1,7}' || refuse "EDGE_RATE_BURST=$burst is not a whole number of requests"
-echo "$connections" | grep -Eqx '[1-9][0-9]{0,6}' || refuse "EDGE_CONN_LIMIT=$connections is not a number above 0"
-per="${rate#*r/}" count="${rate%r/*}"
+whole_number() {  # digits only (the whole value: no sign, space or newline), at most 7 of them
+    case "$1" in '' | *[!0-9]*) return 1 ;; esac
+    [ "${#1}" -le 7 ]
+}
+per="${rate##*r/}" count="${rate%r/*}"
+case "$per" in s | m) ;; *) refuse "EDGE_RATE_LIMIT=$rate is not a rate like 20r/s or 30r/m" ;; esac
+{ whole_number "$count" && [ "$count" -gt 0 ]; } || refuse "EDGE_RATE_LIMIT=$rate is not a rate like 20r/s or 30r/m"
+whole_number "$burst" || refuse "EDGE_RATE_BURST=$burst is not a whole number of requests"
+{ whole_number "$connections" && [ "$connections" -gt 0 ]; } || refuse "EDGE_CONN_LIMIT=$connections is not a number above 0"
 if [ "$per" = s ]; then retry_after=1; else retry_after=$(((60 + count - 1) / count)); fi  # one request's worth
 cat >"$run_dir/limit-zones.conf" <<CONF
 limit_req_zone \$limit_key zone=requests:10m rate=$rate;

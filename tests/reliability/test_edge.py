@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tests.reliability.clients import JSON_BODY, abort, body_of, exchange, partial_upload, send_only, status_of
-from tests.reliability.conftest import count, prometheus, server_errors
+from tests.reliability.conftest import prometheus, server_errors
 
 API, PAGE = os.environ.get("EDGE_API_URL", ""), os.environ.get("EDGE_PAGE_URL", "")
 pytestmark = pytest.mark.skipif(not (API and PAGE), reason="needs the compose stack: make compose-smoke sets "
@@ -83,25 +83,21 @@ def test_slow_headers_and_stalled_bodies_are_closed_by_the_edge_and_never_reach_
     assert min(header_s) >= TIMEOUT_S - 1 and max(header_s) <= TIMEOUT_S + 3, header_s
     assert min(body_s) >= TIMEOUT_S - 1 and max(body_s) <= TIMEOUT_S + 3, body_s
     assert max(during) < 1000, during
-    # The stalled uploads were buffered by the edge and dropped there: the API never saw a request of theirs.
-    assert count(after, "inference_http_requests_total", route="/predict") == \
-        count(before, "inference_http_requests_total", route="/predict")
+    # The API's bodies are passed on as they arrive (its MIN_BODY_RATE deadline cuts a trickle): each stalled upload
+    # ended there as the client's fault (the API's 408 or, when the edge's timeout came first, a 499), never a 5xx.
     assert server_errors(after) == server_errors(before) == 0
     figures["edge: slow clients"] = (f"{SLOW_CLIENTS} trickling headers closed after {min(header_s):.1f}-"
                                      f"{max(header_s):.1f} s, {SLOW_CLIENTS} stalled bodies after {min(body_s):.1f}-"
-                                     f"{max(body_s):.1f} s, none reached the API; /health meanwhile p50 "
+                                     f"{max(body_s):.1f} s, no server error; /health meanwhile p50 "
                                      f"{statistics.median(during):.1f} ms, max {max(during):.0f} ms")
 
 
 def test_clients_dropping_mid_body_never_reach_the_api():
-    before = prometheus(API)
+    """(The API's bodies are streamed to it, so it sees those uploads end: as 499s, never as server errors.)"""
     for i, sock in enumerate([partial_upload(API) for _ in range(SLOW_CLIENTS)]):
         sock.close() if i % 2 else abort(sock)
     time.sleep(1)
-    after = prometheus(API)
-    assert count(after, "inference_http_requests_total", route="/predict") == \
-        count(before, "inference_http_requests_total", route="/predict")
-    assert server_errors(after) == 0
+    assert server_errors(prometheus(API)) == 0
 
 
 def test_oversized_headers_and_request_lines_are_refused_in_json(figures):

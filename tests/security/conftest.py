@@ -72,12 +72,12 @@ def figures(request) -> dict[str, str]:
     return request.config.stash[FIGURES]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def log_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("security-logs")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def api(log_dir, default_model_dir, tiny_data_dir, tmp_path_factory) -> Iterator[InferenceServer]:
     """The inference API with API_KEYS set and a short body deadline (MIN_BODY_RATE 1000 B/s after 2 s)."""
     artifacts = tmp_path_factory.mktemp("security-artifacts")
@@ -88,7 +88,7 @@ def api(log_dir, default_model_dir, tiny_data_dir, tmp_path_factory) -> Iterator
         yield server
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def page(api, log_dir, redis_server) -> Iterator[ServerProcess]:
     """The real page (gunicorn) using the API with its own key."""
     port = free_port()
@@ -101,10 +101,10 @@ def page(api, log_dir, redis_server) -> Iterator[ServerProcess]:
         yield server
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def start_edge(api, page, log_dir) -> Iterator[Callable[..., EdgeServer]]:
     """``start_edge(EDGE_RATE_LIMIT=..., ...)``: a local nginx edge in front of ``api`` and ``page`` with these
-    settings (the defaults otherwise), stopped at the end of the module."""
+    settings (the defaults otherwise), all stopped at the end of the suite."""
     started: list[EdgeServer] = []
 
     def start(**settings: str) -> EdgeServer:

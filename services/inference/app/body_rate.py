@@ -20,10 +20,13 @@ API's port), so this deadline is the one that cuts a trickle there too; docs/sec
 """
 
 import asyncio
+import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.inference.app.errors import ApiError
+
+log = logging.getLogger(__name__)
 
 
 def has_body(scope: Scope) -> bool:
@@ -59,6 +62,10 @@ class BodyRateMiddleware:
                 async with asyncio.timeout_at(grace_ends + received / self.min_rate):
                     message = await receive()
             except TimeoutError:
+                client = scope.get("client")  # behind the edge: the address it saw (FORWARDED_ALLOW_IPS)
+                log.info("%s sent its body too slowly: %d bytes in %.1f s, cut (%s %s)",
+                         f"{client[0]}:{client[1]}" if client else "a client", received,
+                         loop.time() - grace_ends + self.grace_s, scope["method"], scope["path"])
                 raise self._too_slow(received) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
