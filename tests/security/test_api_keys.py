@@ -154,3 +154,17 @@ def test_a_key_no_client_could_send_is_refused_at_start_without_showing_it():
         "a-key-1234567890", "another.key_0987654321"]
     assert "a-key" not in repr(Settings(api_keys="a-key-1234567890")) and "a-key" not in json.dumps(
         Settings(api_keys="a-key-1234567890").model_dump(mode="json"))
+
+
+def test_a_page_whose_key_is_refused_says_unavailable_and_tells_the_operator(api, redis_server, caplog):
+    from services.frontend.app import create_app as create_page
+    from services.frontend.app.config import Settings as PageSettings
+
+    page = create_page(PageSettings(inference_url=api.url, inference_api_key=WRONG_KEY, redis_url=redis_server.url,
+                                    cache_prefix="test-security-refused:", secret_key="test-secret"))
+    with caplog.at_level("ERROR", logger="services.frontend.app.api_client"):
+        answer = page.test_client().get("/sample", headers={"Accept": "application/json"})
+    assert answer.status_code == 503 and answer.get_json()["error"] == "inference_unavailable", answer.get_json()
+    assert WRONG_KEY not in answer.get_data(as_text=True)
+    assert any("INFERENCE_API_KEY" in record.getMessage() and WRONG_KEY not in record.getMessage()
+               for record in caplog.records)

@@ -33,7 +33,7 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="largest request body accepted")
     # A body must average MIN_BODY_RATE bytes/s once BODY_GRACE_S have passed (app/body_rate.py): the largest one
-    # then arrives within 10 + 4194304 / 16384 = 266 s or is cut, a 28x28 JSON image within about 10 s.
+    # then arrives within 10 + 4194304 / 16384 = 266 s or is cut (within a 0.5 s sweep), a 28x28 JSON image within 10 s.
     min_body_rate: int = Field(16384, ge=0, description="bytes per second a request body must average after "
                                                         "BODY_GRACE_S; slower ones are cut with 408 (0: no limit)")
     body_grace_s: float = Field(10.0, gt=0, description="how long any request body may take before MIN_BODY_RATE "
