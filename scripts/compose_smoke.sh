@@ -17,7 +17,8 @@
 # 4. checks   through the edge's published ports only (nginx; the API and the page publish none): /predict;
 #             the edge against slow, oversized and broken clients (tests/reliability/test_edge.py with EDGE_API_URL
 #             and EDGE_PAGE_URL), runs as non-root, and passes the client's address on; Chromium drives the page
-#             (tests/frontend/test_browser.py with FRONTEND_URL); the trained model reaches the API and the page
+#             (tests/frontend/test_browser.py with FRONTEND_URL); with low limits set, a client over its rate gets 429
+#             in JSON with Retry-After (and a made-up X-Forwarded-For does not help it); the trained model reaches the API and the page
 #             without a restart and the API records it in the serving volume; the page survives `stop redis` and
 #             caches again after `start`; with the API stopped the edge answers 502 in JSON and finds the API again
 #             after `start` (at its new address); a killed inference process is restarted by its restart policy;
@@ -32,6 +33,11 @@ repo="$PWD"
 export COMPOSE_PROJECT_NAME="${COMPOSE_PROJECT_NAME:-fmnist-smoke}"
 export FRONTEND_PORT="${FRONTEND_PORT:-15000}" INFERENCE_PORT="${INFERENCE_PORT:-18000}" BIND_ADDRESS=127.0.0.1
 export IMAGE_TAG="${IMAGE_TAG:-smoke}" EPOCHS="${EPOCHS:-1}" TRAIN_LIMIT="${TRAIN_LIMIT:-2000}" RETRAIN=0
+# Every client of this script is one address to the edge (the host, through the engine's port forwarding): the
+# per-client limits are lifted for the checks that open many connections (test_edge.py: 100 at once), and
+# check_edge_limits runs the edge once with low limits. A network range of its own, beside a running stack.
+lifted_limits=(EDGE_RATE_LIMIT=100000r/s EDGE_RATE_BURST=100000 EDGE_CONN_LIMIT=10000)
+export "${lifted_limits[@]}" STACK_SUBNET="${STACK_SUBNET:-10.89.214.0/24}"
 engine_dir="${CONTAINER_ENGINE_DIR:-$repo/../shared/container-engine}"
 python="${PYTHON:-$repo/.venv/bin/python}"
 project="$COMPOSE_PROJECT_NAME"
@@ -168,6 +174,29 @@ check_edge() {
     say "ok: the page logs the client's address ${page_line%% *}, as the edge saw it"
 }
 
+check_edge_limits() {
+    # The edge again, with the limits start.sh writes from the environment set low: 1 request a minute and a burst
+    # of 2 per client, so of 6 quick requests exactly 3 pass and 3 get 429 in JSON with Retry-After: 60. Then the
+    # lifted limits again for the checks that follow.
+    local statuses="" i answer
+    EDGE_RATE_LIMIT=1r/m EDGE_RATE_BURST=2 compose up -d --no-deps edge
+    wait_for "edge healthy with low limits" 60 healthy edge
+    for i in 1 2 3 4 5 6; do
+        statuses+="$(curl -s -o "$work/limited-$i.json" -D "$work/limited-$i.head" -w '%{http_code}' --max-time 10 \
+            "$api/health") "
+    done
+    [[ "$statuses" == "200 200 200 429 429 429 " ]] || fail "with EDGE_RATE_LIMIT=1r/m, EDGE_RATE_BURST=2: $statuses"
+    answer="$(cat "$work/limited-6.json")"
+    [[ "$answer" == *'"error": "too_many_requests"'* ]] || fail "the edge's 429 is not the API's error shape: $answer"
+    tr -d '\r' <"$work/limited-6.head" | grep -qix 'retry-after: 60' || fail "no Retry-After: 60 on the 429"
+    [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -H "X-Forwarded-For: 203.0.113.99" "$api/health")" \
+        == 429 ]] || fail "a made-up X-Forwarded-For escaped the client's limit"
+    say "ok: over its rate a client gets 429 in JSON with Retry-After (EDGE_RATE_LIMIT from the environment)"
+    compose up -d --no-deps edge  # the exported, lifted limits
+    wait_for "edge healthy with the lifted limits" 60 healthy edge
+    wait_for "API through the edge again" 60 curl -fsS "$api/ready"
+}
+
 check_api_restart_behind_edge() {
     local answer address
     address="$(inspect inference '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}')"
@@ -278,6 +307,7 @@ use_local_data
 start_stack
 check_predict
 check_edge
+check_edge_limits
 check_browser
 check_training_published
 check_redis_outage

@@ -21,6 +21,9 @@ repo="$PWD"
 export COMPOSE_PROJECT_NAME="${COMPOSE_PROJECT_NAME:-fmnist-scale}"
 export FRONTEND_PORT="${FRONTEND_PORT:-15100}" INFERENCE_PORT="${INFERENCE_PORT:-18100}" BIND_ADDRESS=127.0.0.1
 export IMAGE_TAG="${IMAGE_TAG:-smoke}" EPOCHS="${EPOCHS:-1}" TRAIN_LIMIT="${TRAIN_LIMIT:-2000}" RETRAIN=0
+# Every client of this script is one address to the edge (the host, through the engine's port forwarding): its
+# per-client limits are lifted for the load; compose-smoke checks them. A network range of its own, beside a stack.
+export EDGE_RATE_LIMIT=100000r/s EDGE_RATE_BURST=100000 EDGE_CONN_LIMIT=10000 STACK_SUBNET="${STACK_SUBNET:-10.89.215.0/24}"
 replicas="${REPLICAS:-3}" clients="${CLIENTS:-12}"
 engine_dir="${CONTAINER_ENGINE_DIR:-$repo/../shared/container-engine}"
 python="${PYTHON:-$repo/.venv/bin/python}"

@@ -110,7 +110,31 @@ def test_servers_listen_on_all_container_interfaces_and_find_each_other_by_servi
     assert base["frontend"]["environment"]["INFERENCE_URL"] == "http://inference:8000"
     assert base["frontend"]["environment"]["REDIS_URL"] == "redis://redis:6379/0"
     for name in ("inference", "frontend"):  # the client address behind the edge (see the comment in the file)
-        assert base[name]["environment"]["FORWARDED_ALLOW_IPS"] == "*"
+        assert base[name]["environment"]["FORWARDED_ALLOW_IPS"] == "10.89.213.0/24", "the stack's network, not *"
+    subnet = compose_config(BASE_FILE)["networks"]["default"]["ipam"]["config"]
+    assert subnet == [{"subnet": "10.89.213.0/24"}], "a fixed range, so the setting can name it"
+    other = compose_config(BASE_FILE, env={"STACK_SUBNET": "172.31.250.0/24"})
+    assert other["networks"]["default"]["ipam"]["config"] == [{"subnet": "172.31.250.0/24"}]
+    assert {other["services"][name]["environment"]["FORWARDED_ALLOW_IPS"] for name in ("inference", "frontend")} \
+        == {"172.31.250.0/24"}
+
+
+def test_security_settings_reach_the_services_and_the_edge(base):
+    """API keys and the admin token to the API, the page's own key to the page, the limits to the edge: empty keys
+    (open prediction endpoints, management disabled) and the services' own defaults unless .env says otherwise."""
+    from services.frontend.app.config import Settings as PageSettings
+    from services.inference.app.config import Settings as ApiSettings
+
+    api, page, edge = (base[name]["environment"] for name in ("inference", "frontend", "edge"))
+    assert api["API_KEYS"] == api["ADMIN_TOKEN"] == page["INFERENCE_API_KEY"] == ""
+    defaults = ApiSettings()
+    assert int(api["MIN_BODY_RATE"]) == defaults.min_body_rate and float(api["BODY_GRACE_S"]) == defaults.body_grace_s
+    assert PageSettings().inference_api_key.get_secret_value() == ""
+    assert edge == {"EDGE_RATE_LIMIT": "20r/s", "EDGE_RATE_BURST": "40", "EDGE_CONN_LIMIT": "20"}
+    chosen = compose_config(BASE_FILE, env={"API_KEYS": "a,b", "INFERENCE_API_KEY": "b", "EDGE_RATE_LIMIT": "5r/s"})
+    assert chosen["services"]["inference"]["environment"]["API_KEYS"] == "a,b"
+    assert chosen["services"]["frontend"]["environment"]["INFERENCE_API_KEY"] == "b"
+    assert chosen["services"]["edge"]["environment"]["EDGE_RATE_LIMIT"] == "5r/s"
 
 
 def test_healthchecks_and_start_order(base):

@@ -91,31 +91,27 @@ def test_slow_headers_and_stalled_bodies_are_closed_by_the_edge_and_never_reach_
     assert min(header_s) >= TIMEOUT_S - 1 and max(header_s) < CLOSED_WITHIN_S, header_s
     assert min(body_s) >= TIMEOUT_S - 1 and max(body_s) < CLOSED_WITHIN_S, body_s
     assert max(during) < SERVED_WITHIN_MS, during
-    # The stalled uploads were buffered by the edge and dropped there: the API never saw a request of theirs.
-    assert count(after, "inference_http_requests_total", route="/predict") == \
-        count(before, "inference_http_requests_total", route="/predict")
+    # The API's bodies are passed on as they arrive (its MIN_BODY_RATE deadline cuts a trickle): each stalled upload
+    # ended there as the client's fault (the API's 408 or, when the edge's timeout came first, a 499), never a 5xx.
     assert server_errors(after) == server_errors(before) == 0
     figures["edge: slow clients"] = (f"{SLOW_CLIENTS} trickling headers closed after {min(header_s):.1f}-"
                                      f"{max(header_s):.1f} s, {SLOW_CLIENTS} stalled bodies after {min(body_s):.1f}-"
-                                     f"{max(body_s):.1f} s, none reached the API; /health meanwhile p50 "
+                                     f"{max(body_s):.1f} s, no server error; /health meanwhile p50 "
                                      f"{statistics.median(during):.1f} ms, max {max(during):.0f} ms")
 
 
 def test_clients_dropping_mid_body_never_reach_the_api():
-    """The edge forwards an upload only once it holds the whole body, so a dropped one can never arrive later: after
-    the drops, one complete request goes through, and the API has counted exactly that one."""
-    before = count(prometheus(API), "inference_http_requests_total", route="/predict")
+    """The API's bodies are streamed to it, so it sees those uploads end: as the client's fault, never as server
+    errors. One complete request after the drops must still be served, and once nothing is in progress any more
+    (every dropped upload has ended at the API) no server error was counted."""
     for i, sock in enumerate([partial_upload(API) for _ in range(SLOW_CLIENTS)]):
         sock.close() if i % 2 else abort(sock)
     marker = requests.post(f"{API}/predict", data=JSON_BODY, headers={"Content-Type": "application/json"},
                            timeout=30)
     assert marker.status_code == 200, marker.text
-
-    def predictions_counted() -> float:  # the worker that answered may count it a moment after answering
-        return count(prometheus(API), "inference_http_requests_total", route="/predict") - before
-
-    wait_until(lambda: predictions_counted() >= 1, "the API to count the complete request")
-    assert predictions_counted() == 1 and server_errors(prometheus(API)) == 0
+    wait_until(lambda: count(prometheus(API), "inference_http_requests_in_progress") <= 1,  # the scrape itself
+               "every dropped upload to end at the API")
+    assert server_errors(prometheus(API)) == 0
 
 
 def test_oversized_headers_and_request_lines_are_refused_in_json(figures):

@@ -38,7 +38,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         FRONTEND_SETTINGS=settings,
     )
     api = InferenceClient(settings.inference_url, settings.api_connect_timeout_s, settings.api_read_timeout_s,
-                          settings.api_health_timeout_s, pool_size=settings.threads)
+                          settings.api_health_timeout_s, pool_size=settings.threads,
+                          api_key=settings.inference_api_key.get_secret_value())
     cache = Cache(settings.redis_url, settings.cache_prefix, settings.redis_timeout_s, settings.redis_retry_s)
     samples = SampleService(api, cache, settings.sample_ttl_s, settings.metrics_ttl_s, settings.top_k)
     app.extensions["fmnist"] = views.Services(settings, api, cache, samples)

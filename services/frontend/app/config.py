@@ -1,6 +1,6 @@
 """Frontend settings, from environment variables (``INFERENCE_URL=http://api:8000 python -m services.frontend``)."""
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -8,6 +8,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore")
 
     inference_url: str = Field("http://127.0.0.1:8000", description="base URL of the inference API")
+    inference_api_key: SecretStr = Field(SecretStr(""), description="this page's key to the API, one of the API's "
+                                         "API_KEYS (sent as `Authorization: Bearer`; never shown or logged)")
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="cache; the page works without it")
     host: str = Field("127.0.0.1", description="containers set 0.0.0.0")
     port: int = Field(5000, ge=1, le=65535)

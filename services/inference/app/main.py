@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from services.inference.app.backends import set_torch_threads
 from services.inference.app.batching import MicroBatcher
 from services.inference.app.body_limit import BodySizeLimitMiddleware
+from services.inference.app.body_rate import BodyRateMiddleware
 from services.inference.app.config import Settings
 from services.inference.app.errors import install_error_handlers
 from services.inference.app.metrics_prom import Metrics, PrometheusMiddleware
@@ -25,7 +26,7 @@ from services.inference.app.responses import OrjsonResponse
 from services.inference.app.routes import explain, meta, predict, samples, training, v2
 from services.inference.app.saliency import Explainer
 from services.inference.app.samples import SampleStore
-from services.inference.app.schemas import document_limits
+from services.inference.app.schemas import document_api_keys, document_limits
 from services.inference.app.services import Services
 from shared.device import device_name
 from shared.serving import ServingRecord
@@ -63,12 +64,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   default_response_class=OrjsonResponse,
                   description="Classifies clothing pictures into the 10 FashionMNIST classes.")
     app.state.metrics = metrics
-    openapi = app.openapi  # built once and cached by FastAPI; the limits go in the first time
-    app.openapi = lambda: document_limits(openapi(), max_files=settings.max_files, max_instances=settings.max_instances)
+    openapi = app.openapi  # built once and cached by FastAPI; the limits and key requirement go in the first time
+    app.openapi = lambda: document_api_keys(
+        document_limits(openapi(), max_files=settings.max_files, max_instances=settings.max_instances),
+        required=bool(settings.api_key_list))
     install_error_handlers(app)
     for module in (predict, explain, samples, meta, training, v2):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyRateMiddleware, min_rate=settings.min_body_rate, grace_s=settings.body_grace_s)
     app.add_middleware(ReplicaHeadersMiddleware, replica_name=settings.replica_name)
     app.add_middleware(PrometheusMiddleware, metrics=metrics)  # added last = outermost: sees every response
     return app
