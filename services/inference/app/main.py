@@ -1,7 +1,8 @@
 """The app factory. The lifespan builds everything stateful ONCE per app: the model (loaded at startup, never
 per request, never at import), the micro-batcher and its worker thread, the explainer and its thread, the samples
 loader and the reload poller; nothing lives in module globals, so several apps (tests) can coexist in one process.
-With SERVING_DIR set, the process also records the model it serves there for the trainer (``shared.serving``).
+With SERVING_DIR set, the process also records the model it serves there for the trainer (``shared.serving``), and
+follows the pin kept there (``shared.pin``, ``routes/models.py``).
 """
 
 import asyncio
@@ -22,7 +23,7 @@ from services.inference.app.metrics_prom import Metrics, PrometheusMiddleware
 from services.inference.app.model_store import LoadedModel, ModelStore
 from services.inference.app.replica import ReplicaHeadersMiddleware
 from services.inference.app.responses import OrjsonResponse
-from services.inference.app.routes import explain, meta, predict, samples
+from services.inference.app.routes import explain, meta, models, predict, samples
 from services.inference.app.saliency import Explainer
 from services.inference.app.samples import SampleStore
 from services.inference.app.schemas import document_limits
@@ -66,7 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     openapi = app.openapi  # built once and cached by FastAPI; the limits go in the first time
     app.openapi = lambda: document_limits(openapi(), max_files=settings.max_files, max_instances=settings.max_instances)
     install_error_handlers(app)
-    for module in (predict, explain, samples, meta):
+    for module in (predict, explain, samples, meta, models):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(ReplicaHeadersMiddleware, replica_name=settings.replica_name)
@@ -77,7 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 async def _start(settings: Settings, metrics: Metrics) -> Services:
     torch.set_num_threads(settings.model_threads)
     store = ModelStore(settings.artifacts_dir, settings.default_model_dir, resolve_device(settings.device),
-                       backend=settings.backend, threads=settings.model_threads)
+                       backend=settings.backend, threads=settings.model_threads, serving_dir=settings.serving_dir)
     store.on_loaded.append(metrics.model_loaded)
     store.on_refused.append(metrics.model_refused)
     await asyncio.to_thread(store.poll)
