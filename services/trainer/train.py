@@ -4,7 +4,8 @@ Every epoch ends with two atomic writes to ``<artifacts>/run/``: ``best.pt`` whe
 improved, then ``last.pt`` (model, optimizer, scheduler, history) for resuming. A run that is killed, or
 stopped with SIGTERM, continues from its last completed epoch when started again with the same settings.
 After the last epoch the best checkpoint gets its temperature (fitted on the validation split, see
-``calibration``), is evaluated on the test set and published with its metrics.
+``calibration``), is evaluated on the test set and published with its metrics; PUBLISH_IF (``publish_gate``) decides
+whether it also becomes latest.json's model.
 While it runs, ``progress`` keeps ``<artifacts>/training.json`` up to date (epoch, step, time left, history, and
 how the run ended) for the API's ``GET /training`` and the page.
 
@@ -41,6 +42,7 @@ from services.trainer.distributed import (
 )
 from services.trainer.evaluation import classification_report, evaluate
 from services.trainer.progress import TrainingProgress, open_progress, published_by_run
+from services.trainer.publish_gate import decide, split_record
 from services.trainer.report import build_metrics
 from shared.artifacts import prune_models, publish_model, run_dir
 from shared.checkpoint import CheckpointError, build_checkpoint, load_checkpoint, save_checkpoint
@@ -143,7 +145,7 @@ def make_optimizer(model: torch.nn.Module, settings: TrainSettings, steps_per_ep
 
 def load_data(settings: TrainSettings) -> tuple[Split, Split, Split]:
     full_train = load_split(settings.data_dir, train=True, download=settings.download)
-    train, val = train_val_split(full_train, settings.val_size, settings.seed)
+    train, val = train_val_split(full_train, settings.val_size, settings.split_seed)
     if settings.train_limit:
         train = Split(train.images[:settings.train_limit], train.labels[:settings.train_limit])
     test = load_split(settings.data_dir, train=False, download=settings.download)
@@ -178,7 +180,10 @@ def resume_state(settings: TrainSettings) -> dict | None:
     if settings.retrain or not last_path.exists():
         return None
     state = load_checkpoint(last_path).data
-    if state.get("recipe") != settings.recipe():
+    recipe = state.get("recipe")
+    if isinstance(recipe, dict) and "split_seed" not in recipe:  # from before SPLIT_SEED: the split used SEED
+        recipe = {**recipe, "split_seed": recipe.get("seed")}
+    if recipe != settings.recipe():
         log.info("%s was made with other settings: starting a new run", last_path)
         return None
     return state
@@ -267,33 +272,39 @@ def train_then_finish(settings: TrainSettings, stop: StopFlag, world: World, dev
 
 
 def finish(settings, device, train, val, test, history, best, world: World = World()) -> int:
-    """Calibrate the best epoch's model on the validation split, test it once, publish it with its metrics, and
-    mark the run completed."""
+    """Calibrate the best epoch's model on the validation split, test it once, publish it with its metrics (as
+    latest.json's model when PUBLISH_IF lets it), and mark the run completed."""
     run_folder = run_dir(settings.artifacts_dir)
     best_checkpoint = load_checkpoint(run_folder / "best.pt")
     model = best_checkpoint.build_model(device).to(memory_format=torch.channels_last)
-    tested = evaluate(model, test, device)
-    temperature, calibration = calibration_report(evaluate(model, val, device), tested)
+    tested, validated = evaluate(model, test, device), evaluate(model, val, device)
+    temperature, calibration = calibration_report(validated, tested)
+    split = split_record(val, settings.split_seed)
+    decision = decide(settings.publish_if, settings.artifacts_dir, val, split, validated.accuracy, device)
     sizes = {"train": len(train), "val": len(val), "test": len(test)}
     metrics = build_metrics(model, settings, device, sizes, history, best, classification_report(tested))
     metrics["calibration"] = calibration
     metrics["world_size"] = world.size  # processes that trained it (torchrun), each on BATCH_SIZE / N per step
     metrics["per_rank_batch_size"] = per_rank_batch(settings.batch_size, world)
     metrics["distributed_backend"] = world.backend
+    metrics["validation_split"] = split
     checkpoint = build_checkpoint(model, hyperparameters=settings.recipe(), epoch=best["epoch"], metrics={
         key: metrics[key] for key in ("test_accuracy", "test_loss", "macro_f1", "val_accuracy", "best_epoch")},
-        temperature=temperature)
+        temperature=temperature, extra={"validation_split": split})
     metrics["model_version"] = checkpoint["model_version"]
     metrics["created_at"] = checkpoint["created_at"]
-    published = publish_model(settings.artifacts_dir, checkpoint, metrics)
+    metrics["publication"] = decision.record()
+    published = publish_model(settings.artifacts_dir, checkpoint, metrics, make_latest=decision.latest)
     last = load_checkpoint(run_folder / "last.pt").data
     last.update(completed=True, published_version=published.model_version)
     save_checkpoint(run_folder / "last.pt", last)
     prune_models(settings.artifacts_dir, settings.keep_models, settings.serving_dir)  # retention: KEEP_MODELS
-    log.info("published %s: test accuracy %.4f, macro F1 %.4f (best epoch %d, val accuracy %.4f); temperature %.3f, "
-             "test ECE %.4f -> %.4f", published.model_version, metrics["test_accuracy"], metrics["macro_f1"],
-             best["epoch"], best["val_accuracy"], temperature, calibration["test"]["before"]["ece"],
+    log.info("%s %s: test accuracy %.4f, macro F1 %.4f (best epoch %d, val accuracy %.4f); temperature %.3f, "
+             "test ECE %.4f -> %.4f", "published" if decision.latest else "kept on disk, NOT made latest:",
+             published.model_version, metrics["test_accuracy"], metrics["macro_f1"], best["epoch"],
+             best["val_accuracy"], temperature, calibration["test"]["before"]["ece"],
              calibration["test"]["after"]["ece"])
+    (log.info if decision.latest else log.warning)("PUBLISH_IF=%s: %s", settings.publish_if, decision.reason)
     return 0
 
 

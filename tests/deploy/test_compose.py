@@ -165,9 +165,16 @@ def test_trainer_is_a_one_shot_job_that_is_not_restarted_after_success(base):
 def test_trainer_defaults_in_compose_are_the_trainers_own_defaults(base):
     """A default spelled differently in compose would silently make `docker compose up` train another recipe."""
     env, defaults = base["trainer"]["environment"], TrainSettings()
-    for name in ("EPOCHS", "BATCH_SIZE", "LR", "SEED", "TRAIN_LIMIT", "KEEP_MODELS"):
+    for name in ("EPOCHS", "BATCH_SIZE", "LR", "SEED", "SPLIT_SEED", "TRAIN_LIMIT", "KEEP_MODELS", "PUBLISH_IF"):
         field = name.lower()
         assert type(getattr(defaults, field))(env[name]) == getattr(defaults, field), name
+
+
+def test_management_is_off_unless_an_admin_token_is_set_and_no_secret_is_written_down(base):
+    assert base["inference"]["environment"]["ADMIN_TOKEN"] == ""
+    chosen = compose_config(BASE_FILE, env={"ADMIN_TOKEN": "from-the-environment"})["services"]
+    assert chosen["inference"]["environment"]["ADMIN_TOKEN"] == "from-the-environment"
+    assert "ADMIN_TOKEN" not in base["trainer"]["environment"] and "ADMIN_TOKEN" not in base["frontend"]["environment"]
 
 
 def test_gpu_overlay_reserves_nvidia_gpus_and_builds_cuda_torch(merged, base):

@@ -68,6 +68,10 @@ class InferenceClient:
     def metrics(self) -> dict[str, Any]:
         return self._call("GET", "/metrics")
 
+    def models(self) -> dict[str, Any]:
+        """Every model on disk, the served and latest versions and the pin (GET /models)."""
+        return self._call("GET", "/models")
+
     def explained_sample(self, index: int, top_k: int) -> dict[str, Any]:
         """A test image with its prediction and explanation (``prediction``, /explain's answer): one call."""
         return self._call("GET", f"/samples/{index}", params={"explain": "true", "top_k": top_k})

@@ -1,7 +1,8 @@
 """The app factory. The lifespan builds everything stateful ONCE per app: the model (loaded at startup, never
 per request, never at import), the micro-batcher and its worker thread, the explainer and its thread, the samples
 loader and the reload poller; nothing lives in module globals, so several apps (tests) can coexist in one process.
-With SERVING_DIR set, the process also records the model it serves there for the trainer (``shared.serving``).
+With SERVING_DIR set, the process also records the model it serves there for the trainer (``shared.serving``), and
+follows the pin kept there (``shared.pin``, ``routes/models.py``).
 """
 
 import asyncio
@@ -23,7 +24,7 @@ from services.inference.app.metrics_prom import Metrics, PrometheusMiddleware
 from services.inference.app.model_store import LoadedModel, ModelStore
 from services.inference.app.replica import ReplicaHeadersMiddleware
 from services.inference.app.responses import OrjsonResponse
-from services.inference.app.routes import explain, meta, predict, samples, training, v2
+from services.inference.app.routes import explain, meta, models, predict, samples, training, v2
 from services.inference.app.saliency import Explainer
 from services.inference.app.samples import SampleStore
 from services.inference.app.schemas import document_api_keys, document_limits
@@ -69,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         document_limits(openapi(), max_files=settings.max_files, max_instances=settings.max_instances),
         required=bool(settings.api_key_list))
     install_error_handlers(app)
-    for module in (predict, explain, samples, meta, training, v2):
+    for module in (predict, explain, samples, meta, models, training, v2):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(BodyRateMiddleware, min_rate=settings.min_body_rate, grace_s=settings.body_grace_s)
@@ -81,7 +82,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 async def _start(settings: Settings, metrics: Metrics) -> Services:
     set_torch_threads(settings.model_threads)
     store = ModelStore(settings.artifacts_dir, settings.default_model_dir, device_name(settings.device),
-                       backend=settings.backend, threads=settings.model_threads)
+                       backend=settings.backend, threads=settings.model_threads,
+                       serving_dir=settings.serving_dir)
     store.on_loaded.append(metrics.model_loaded)
     store.on_refused.append(metrics.model_refused)
     await asyncio.to_thread(store.poll)

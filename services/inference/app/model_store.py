@@ -3,6 +3,9 @@
 Resolution: the model named by ``ARTIFACTS_DIR/latest.json`` (what the trainer publishes); until that exists,
 the one named by ``DEFAULT_MODEL_DIR/latest.json`` (shipped with the repository). The default is only a
 starting point: once a published model serves, a later broken publication never sends us back to it.
+A pin (``shared.pin``, in SERVING_DIR) wins over both: while one is set, every poll serves the pinned version and
+latest.json is not followed; a pinned model that cannot load is refused like any other and the current model keeps
+serving (a process that serves nothing yet starts on latest.json instead, rather than answer 503).
 
 Which code runs the network (BACKEND: ONNX Runtime or PyTorch) is chosen per model, as it loads (see
 ``backends``): the same model serves the same probabilities, temperature and versions on either. ONNX Runtime
@@ -37,12 +40,16 @@ from services.inference.app.redact import redact
 from shared.artifacts import PublishedModel, read_manifest
 from shared.classes import NUM_CLASSES
 from shared.graph_card import CardError, card_path, check_agrees, graph_path, read_card
+from shared.pin import Pin, PinError, checkpoint_of, read_pin
 from shared.preprocess import IMAGE_SIDE
 
 BackendChoice = Literal["auto", "onnx", "torch"]
 
 log = logging.getLogger(__name__)
 MAX_REJECTIONS_KEPT = 20
+# What loading a model may raise for a bad file: CheckpointError and CardError are ValueErrors, torch adds its own
+# RuntimeErrors (onnxruntime's are wrapped in CardError).
+LOAD_ERRORS = (RuntimeError, ValueError, TypeError, KeyError, OSError)
 
 
 @dataclass(frozen=True)
@@ -88,11 +95,13 @@ def _model_key(checkpoint_path: Path) -> tuple[tuple[str, int, int], ...]:
 
 class ModelStore:
     def __init__(self, artifacts_dir: Path, default_model_dir: Path, device: object,
-                 backend: BackendChoice = "auto", threads: int = 1) -> None:
+                 backend: BackendChoice = "auto", threads: int = 1, serving_dir: Path | None = None) -> None:
         self.artifacts_dir, self.default_model_dir = artifacts_dir, default_model_dir
         self.device = str(device)  # "cpu", "cuda" (a torch.device is accepted too)
         self.backend, self.threads = backend, threads
+        self.serving_dir = serving_dir  # where the pin is read (None: no pins)
         self.current: LoadedModel | None = None
+        self._pin_problem: str | None = None  # the damaged pin record's error, logged once
         self.folders = {"ARTIFACTS_DIR": artifacts_dir, "DEFAULT_MODEL_DIR": default_model_dir}  # for ``redact``
         self.reload = ReloadState()
         self._refused: set[tuple[tuple[str, int, int], ...]] = set()
@@ -102,8 +111,22 @@ class ModelStore:
         self.on_refused: list[Callable[[str], None]] = []
 
     def poll(self) -> bool:
-        """Load the newest good model if it changed; True when a new model now serves."""
+        """Load the pinned model, else the newest good one, if it changed; True when a new model now serves."""
         with self._lock:
+            try:
+                pin = read_pin(self.serving_dir)
+                self._pin_problem = None
+            except PinError as error:  # keep what serves rather than guess what a damaged record meant
+                self._report_pin_problem(str(error))
+                if self.current is not None:
+                    return False
+                pin = None
+            if pin is not None:
+                target, source = self.pinned_model(pin)
+                if self._is_new(target) and self._try_load(target, source):
+                    return True
+                if self.current is not None:
+                    return False
             published = read_manifest(self.artifacts_dir)
             if published is not None and self._is_new(published) and self._try_load(published, "artifacts"):
                 return True
@@ -112,6 +135,36 @@ class ModelStore:
                 if default is not None and self._is_new(default):
                     return self._try_load(default, "default")
             return False
+
+    def pinned_model(self, pin: Pin) -> tuple[PublishedModel, Literal["artifacts", "default"]]:
+        """Where the pinned version is: its checkpoint and metrics in the folder the pin names."""
+        folder = self.artifacts_dir if pin.source == "artifacts" else self.default_model_dir
+        manifest = read_manifest(folder)
+        published_at = manifest.published_at if manifest and manifest.model_version == pin.model_version else ""
+        return PublishedModel(pin.model_version, folder / checkpoint_of(pin.model_version),
+                              folder / "models" / f"{pin.model_version}.metrics.json",
+                              published_at or pin.pinned_at), pin.source
+
+    def serve_now(self, published: PublishedModel, source: Literal["artifacts", "default"],
+                  commit: Callable[[LoadedModel], None]) -> LoadedModel:
+        """Load ``published`` and serve it at once (a pin): ``commit`` (writing the pin record) runs after the model
+        loaded and before it serves, under the poll lock, so no poll sees the record without the model. Raises what
+        loading raises (``CheckpointError``, ...): then nothing is committed and the current model keeps serving."""
+        with self._lock:
+            current = self.current
+            if current is not None and current.checkpoint_path == published.checkpoint_path:
+                commit(current)  # already serving it: pinning only stops following latest.json
+                return current
+            loaded = self._load(published, source)
+            commit(loaded)
+            self._serve(loaded)
+            return loaded
+
+    def _report_pin_problem(self, message: str) -> None:
+        if message != self._pin_problem:
+            log.error("ignoring the pin: %s", message)
+            self.reload.last_error = message
+        self._pin_problem = message
 
     def _is_new(self, published: PublishedModel) -> bool:
         current = self.current
@@ -122,16 +175,19 @@ class ModelStore:
     def _try_load(self, published: PublishedModel, source: Literal["artifacts", "default"]) -> bool:
         try:
             loaded = self._load(published, source)
-        except (RuntimeError, ValueError, TypeError, KeyError, OSError) as error:  # CheckpointError, CardError too
+        except LOAD_ERRORS as error:
             self._refuse(published, source, error)
             return False
+        self._serve(loaded)
+        return True
+
+    def _serve(self, loaded: LoadedModel) -> None:
         previous, self.current = self.current, loaded
         self.reload.last_error = None
-        log.info("serving model %s from %s (was %s)", loaded.version, published.checkpoint_path,
+        log.info("serving model %s from %s (was %s)", loaded.version, loaded.checkpoint_path,
                  previous.version if previous else "none")
         for callback in self.on_loaded:
             callback(loaded)
-        return True
 
     def _load(self, published: PublishedModel, source: Literal["artifacts", "default"]) -> LoadedModel:
         """ONNX Runtime when BACKEND allows it and the graph and its card are there and agree; else torch."""
