@@ -130,7 +130,7 @@ def test_security_settings_reach_the_services_and_the_edge(base):
     defaults = ApiSettings()
     assert int(api["MIN_BODY_RATE"]) == defaults.min_body_rate and float(api["BODY_GRACE_S"]) == defaults.body_grace_s
     assert PageSettings().inference_api_key.get_secret_value() == ""
-    assert edge == {"EDGE_RATE_LIMIT": "20r/s", "EDGE_RATE_BURST": "40", "EDGE_CONN_LIMIT": "20"}
+    assert edge == {"EDGE_RATE_LIMIT": "20r/s", "EDGE_RATE_BURST": "40", "EDGE_CONN_LIMIT": "20", "ADMIN_ALLOW": ""}
     chosen = compose_config(BASE_FILE, env={"API_KEYS": "a,b", "INFERENCE_API_KEY": "b", "EDGE_RATE_LIMIT": "5r/s"})
     assert chosen["services"]["inference"]["environment"]["API_KEYS"] == "a,b"
     assert chosen["services"]["frontend"]["environment"]["INFERENCE_API_KEY"] == "b"

@@ -42,7 +42,7 @@ def test_model_swaps_under_load_fail_nothing_and_memory_does_not_grow_with_them(
     assert run.failures == [], run.failures[:5]
     assert loads == swaps + 1
     kept = sorted(path.name for path in (artifacts / "models").glob("*"))
-    assert len(kept) == 3 * KEEP and f"{version}.pt" in kept, kept  # checkpoints, their graphs and metrics
+    assert len(kept) == 4 * KEEP and f"{version}.pt" in kept, kept  # checkpoints, graphs, cards, metrics
     assert list(serving.glob("*.json")) == [], "a stopped server removes its serving record"
 
     measured = run.resident_mb[WARM_UP_SWAPS:]

@@ -77,15 +77,24 @@ def test_the_keys_are_never_logged_counted_or_echoed(api):
     assert 'error="api_key_required"' in prometheus and 'error="invalid_api_key"' in prometheus  # counted by kind
 
 
+def _expected_security(method: str, path: str) -> list[dict] | None:
+    """Predictions (the own API's and the V2 protocol's) take an API key, pinning the admin token; reads are open."""
+    if path.startswith(("/predict", "/explain", "/samples")) or (path.startswith("/v2/") and path.endswith("/infer")):
+        return [{"ApiKey": []}]
+    if path.startswith("/models/") and method in ("post", "delete"):
+        return [{"AdminToken": []}]
+    return None
+
+
 def test_openapi_declares_the_key_on_the_prediction_endpoints_only(api):
     schema = requests.get(f"{api.url}/openapi.json", timeout=10).json()
     assert schema["components"]["securitySchemes"]["ApiKey"] == {
         "type": "http", "scheme": "bearer", "description": "one of API_KEYS; only needed when the server sets API_KEYS"}
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
-            expected = [{"ApiKey": []}] if path.startswith(("/predict", "/explain", "/samples")) else None
+            expected = _expected_security(method, path)
             assert operation.get("security") == expected, (method, path)
-            if expected:
+            if expected == [{"ApiKey": []}]:
                 assert "401" in operation["responses"], (method, path)
 
 
