@@ -6,12 +6,13 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from shared.device import resolve_device
+from shared.secret_files import SettingsWithSecretFiles
 
 
-class Settings(BaseSettings):
+class Settings(SettingsWithSecretFiles):  # API_KEYS and ADMIN_TOKEN also from API_KEYS_FILE, ADMIN_TOKEN_FILE
     model_config = SettingsConfigDict(extra="ignore")
 
     artifacts_dir: Path = Field(Path("artifacts"), description="trainer output; its latest.json names the model")
@@ -29,6 +30,9 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1")
     port: int = Field(8000, ge=1, le=65535)
     log_level: str = Field("info")
+    shutdown_delay_s: float = Field(0.0, ge=0, description="after SIGTERM, keep serving this long before the "
+                                    "graceful shutdown, so load balancers that follow DNS stop sending first "
+                                    "(Swarm: docker-compose.swarm.yml; services/inference/draining.py)")
 
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="largest request body accepted")
     max_instances: int = Field(256, ge=1, description="most images in one JSON `instances` request")
