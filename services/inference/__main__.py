@@ -55,6 +55,7 @@ def main() -> None:
             forwarded_allow_ips=settings.forwarded_allow_ips,
             loop="uvloop",
             http="httptools",
+            timeout_worker_healthcheck=settings.worker_ping_timeout_s,
         )
         serve(config, settings.shutdown_delay_s)
     finally:

@@ -30,6 +30,10 @@ class Settings(SettingsWithSecretFiles):  # API_KEYS and ADMIN_TOKEN also from A
     host: str = Field("127.0.0.1")
     port: int = Field(8000, ge=1, le=65535)
     log_level: str = Field("info")
+    worker_ping_timeout_s: int = Field(60, ge=1, description="with several workers, how long uvicorn's supervisor "
+                                       "waits for a worker to answer its ping before it kills and replaces it "
+                                       "(uvicorn's default, 5 s, kills workers still importing their model on a "
+                                       "busy host)")
     shutdown_delay_s: float = Field(0.0, ge=0, description="after SIGTERM, keep serving this long before the "
                                     "graceful shutdown, so load balancers that follow DNS stop sending first "
                                     "(Swarm: docker-compose.swarm.yml; services/inference/draining.py)")
