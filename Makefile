@@ -9,7 +9,7 @@ ARTIFACTS_DIR ?= artifacts
 DEFAULT_MODEL_DIR ?= models/default
 export DATA_DIR ARTIFACTS_DIR
 
-.PHONY: help install test lint bench train default-model calibrate inference frontend up down status \
+.PHONY: help install lock audit test lint bench train promote default-model calibrate inference frontend up down status \
 	compose-smoke scale-smoke swarm-stack swarm-deploy swarm-rm swarm-smoke gpu-check ddp-gpu-check
 
 help:  ## list the targets
@@ -22,6 +22,12 @@ $(VENV)/.installed: requirements-dev.txt services/requirements-torch.txt service
 	touch $@
 
 install: $(VENV)/.installed  ## create .venv with every service's dependencies and the test tools
+
+lock: install  ## regenerate the hashed lock files the images install (scripts/lock.py; needs PyPI)
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) scripts/lock.py
+
+audit: install  ## known vulnerabilities in the lock files (pip-audit; AUDIT_ARGS=--allow-unchecked: list what no source could check)
+	$(PY) scripts/audit_locks.py $(AUDIT_ARGS)
 
 test: install  ## run the whole test suite
 	$(PY) -m pytest
@@ -38,6 +44,9 @@ TRAIN_LAUNCHER := $(if $(filter-out 1,$(NPROC)),-m torch.distributed.run --stand
 
 train: install  ## train the model (settings: EPOCHS, DEVICE, DATA_DIR, ... or ARGS="--epochs 5"; NPROC=2: torchrun DDP)
 	$(PY) $(TRAIN_LAUNCHER) -m services.trainer $(ARGS)
+
+promote: install  ## make the model VERSION (on disk in ARTIFACTS_DIR) latest.json's model, e.g. one PUBLISH_IF kept out
+	$(PY) -m services.trainer.promote $(VERSION)
 
 default-model: install  ## copy the model published in ARTIFACTS_DIR to models/default (the shipped model)
 	$(PY) -m services.trainer.export --source $(ARTIFACTS_DIR) --target $(DEFAULT_MODEL_DIR)

@@ -4,7 +4,8 @@ import importlib
 import sys
 
 BENCHMARKS = ("training_throughput", "training_accuracy", "inference_throughput", "frontend_cache", "photos",
-              "calibration", "explain", "onnx_parity", "serving_peers", "distributed_training", "replicas")
+              "calibration", "explain", "onnx_parity", "serving_peers", "distributed_training", "replicas",
+              "stalled_uploads", "swap_memory")
 
 
 def main(names: list[str]) -> int:

@@ -1,4 +1,5 @@
-"""Load generation shared by the serving benchmarks: one real test PNG as a multipart body, driven by ``wrk``.
+"""Load generation shared by the serving benchmarks: one real test PNG as a multipart body (or the same image as an
+Open Inference Protocol request, JSON or binary), driven by ``wrk``.
 
 ``wrk`` is C and light on the CPU, so on a small machine most cycles go to the server under test. Its Lua script
 sends the same body on every request and prints one machine-readable line: requests, duration, latency
@@ -6,6 +7,7 @@ percentiles and every kind of error (non-2xx answers included), so "zero errors"
 """
 
 import io
+import json
 import re
 import subprocess
 import tempfile
@@ -26,7 +28,7 @@ end
 WRK_SCRIPT = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "%s"
-wrk.body = %s
+%swrk.body = %s
 """ + WRK_DONE.replace("%", "%%")
 WRK_ROTATING_SCRIPT = """
 local bodies = {%s}
@@ -57,10 +59,25 @@ def lua_string(data: bytes) -> str:
     return '"' + "".join(f"\\{byte:03d}" for byte in data) + '"'
 
 
-def wrk_script(body: bytes, content_type: str) -> Path:
+def wrk_script(body: bytes, content_type: str, headers: dict[str, str] | None = None) -> Path:
+    """A wrk script that posts ``body`` with this Content-Type (and any other ``headers``) on every request."""
     path = Path(tempfile.mkstemp(prefix="bench-wrk-", suffix=".lua")[1])
-    path.write_text(WRK_SCRIPT % (content_type, lua_string(body)))
+    more = "".join(f'wrk.headers["{name}"] = "{value}"\n' for name, value in (headers or {}).items())
+    path.write_text(WRK_SCRIPT % (content_type, more, lua_string(body)))
     return path
+
+
+def v2_infer_body(pixels: np.ndarray, binary: bool) -> tuple[bytes, str, dict[str, str]]:
+    """(body, Content-Type, headers) of an Open Inference Protocol request for uint8 pixels (N, 28, 28), as
+    tritonclient sends it: JSON ``data``, or the binary tensor data extension (raw bytes after the JSON header,
+    every output answered as raw bytes too)."""
+    pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
+    tensor = {"name": "pixels", "shape": list(pixels.shape), "datatype": "UINT8"}
+    if not binary:
+        return json.dumps({"inputs": [{**tensor, "data": pixels.ravel().tolist()}]}).encode(), "application/json", {}
+    header = json.dumps({"inputs": [{**tensor, "parameters": {"binary_data_size": pixels.nbytes}}],
+                         "parameters": {"binary_data_output": True}}).encode()
+    return header + pixels.tobytes(), "application/octet-stream", {"Inference-Header-Content-Length": str(len(header))}
 
 
 def wrk_rotating_script(bodies: list[bytes], content_type: str) -> Path:

@@ -8,14 +8,20 @@ Servers, all on the same weights and temperature (models/default) and the same r
 * ``TorchServe 0.12``: in its own venv (``bench/peers/setup_torchserve.sh``), a worker per core with one torch
   thread each; skipped, with the reason, when it cannot be installed.
 
+The project's server also answers the same image (test image 0) on its other paths, side by side in the same run:
+``project /predict JSON`` (``{"pixels": ...}``), ``project V2 JSON`` and ``project V2 binary`` (the Open Inference
+Protocol, ``routes/v2.py``: a UINT8 [1, 28, 28] tensor as JSON ``data``, or as raw bytes with every output binary).
+
 Single-PNG uploads with ``wrk`` at concurrency 1, 16 and 64 (BENCH_SECONDS per point, default 5; the servers
 alternate within each concurrency for BENCH_ROUNDS rounds, default 1, and each figure is the median). Then the
-batch form of /predict (64 PNG files per request) against the raw ONNX Runtime rate in-process (one thread, as a
-worker runs it, and one session per core in parallel; wrk posts the batches too), and the accuracy over the
-10,000 test images through the API against the model's own. Goals are printed and saved with the JSON.
+batch form of /predict (64 PNG files per request) and of V2 binary (a [64, 28, 28] tensor) against the raw ONNX
+Runtime rate in-process (one thread, as a worker runs it, and one session per core in parallel; wrk posts the
+batches too), and the accuracy over the 10,000 test images through the API against the model's own. Goals are
+printed and saved with the JSON.
 """
 
 import contextlib
+import json
 import os
 import statistics
 import sys
@@ -29,7 +35,7 @@ import numpy as np
 import torch
 
 from bench.common import data_dir, goal, model_dir, save_result
-from bench.load import multipart, png, wrk, wrk_script
+from bench.load import multipart, png, v2_infer_body, wrk, wrk_script
 from bench.peers import torchserve
 from services.inference.app.backends import OnnxBackend
 from shared.artifacts import read_manifest
@@ -44,6 +50,7 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "1"))
 CONCURRENCIES = (1, 16, 64)
 BATCH = 64
 CORES = len(os.sched_getaffinity(0))
+V2_INFER = "/v2/models/fashion-mnist/infer"
 
 
 @contextlib.contextmanager
@@ -81,21 +88,23 @@ def raw_onnx(images: np.ndarray, sessions: int, seconds: float) -> float:
     return sum(counts) / (time.perf_counter() - started)
 
 
-def batch_against_raw(url: str, images: np.ndarray) -> tuple[float, float, float]:
+def batch_against_raw(url: str, images: np.ndarray) -> tuple[float, float, float, float]:
     """The batch form of /predict (64 PNG files per request, sent by wrk, two requests in flight per core: wrk
-    costs the machine far less than a Python client would) and the raw rates, in alternating windows (other work
-    on the machine comes and goes); the best window of each."""
-    script = wrk_script(*multipart_files([png(image) for image in images[:BATCH]]))
+    costs the machine far less than a Python client would), V2 binary with 64 images per tensor, and the raw
+    rates, in alternating windows (other work on the machine comes and goes); the best window of each."""
+    scripts = {"/predict": wrk_script(*multipart_files([png(image) for image in images[:BATCH]])),
+               V2_INFER: wrk_script(*v2_infer_body(images[:BATCH], binary=True))}
     window = max(1, SECONDS // 2)
-    api, one, every = [], [], []
+    api, v2, one, every = [], [], [], []
     for _ in range(3):
-        point = wrk(f"{url}/predict", script, 2 * CORES, window)
-        if point["non_2xx"] or point["socket_errors"]:
-            raise RuntimeError(f"the batch endpoint failed requests: {point}")
-        api.append(point["requests_per_s"] * BATCH)
+        for path, rates in (("/predict", api), (V2_INFER, v2)):
+            point = wrk(f"{url}{path}", scripts[path], 2 * CORES, window)
+            if point["non_2xx"] or point["socket_errors"]:
+                raise RuntimeError(f"the batch endpoint {path} failed requests: {point}")
+            rates.append(point["requests_per_s"] * BATCH)
         one.append(raw_onnx(images, 1, window))
         every.append(raw_onnx(images, CORES, window))
-    return max(api), max(one), max(every)
+    return max(api), max(v2), max(one), max(every)
 
 
 def multipart_files(pngs: list[bytes]) -> tuple[bytes, str]:
@@ -137,8 +146,14 @@ def main() -> None:
               "DATA_DIR": log_dir / "no-data"}
     rows: list[dict] = []
     with contextlib.ExitStack() as stack:
+        project = stack.enter_context(inference_server(log_dir, WORKERS="0", **common))
         servers = {
-            "project": (stack.enter_context(inference_server(log_dir, WORKERS="0", **common)) + "/predict", script),
+            "project": (f"{project}/predict", script),
+            # the same server on its other paths: the own JSON, and the Open Inference Protocol
+            "project /predict JSON": (f"{project}/predict", wrk_script(
+                json.dumps({"pixels": images[0].tolist()}).encode(), "application/json")),
+            "project V2 JSON": (project + V2_INFER, wrk_script(*v2_infer_body(images[:1], binary=False))),
+            "project V2 binary": (project + V2_INFER, wrk_script(*v2_infer_body(images[:1], binary=True))),
             "project, 1 process": (stack.enter_context(inference_server(log_dir, WORKERS="1", **common)) + "/predict",
                                    script),
             "naive FastAPI": (stack.enter_context(naive_server(log_dir)), script),
@@ -157,10 +172,9 @@ def main() -> None:
             for name, points in runs.items():
                 rows.append({"server": name, "concurrency": concurrency,
                              **{key: statistics.median(p[key] for p in points) for key in points[0]}})
-        project = servers["project"][0].removesuffix("/predict")
-        batch, one_thread, every_core = batch_against_raw(project, images[:1024])
+        batch, v2_batch, one_thread, every_core = batch_against_raw(project, images[:1024])
         accuracy = api_accuracy(project, images, labels)
-    throughput = {"batch_endpoint_images_per_s": round(batch, 1),
+    throughput = {"batch_endpoint_images_per_s": round(batch, 1), "v2_binary_batch_images_per_s": round(v2_batch, 1),
                   "raw_onnx_1_thread_images_per_s": round(one_thread, 1),
                   f"raw_onnx_{CORES}_sessions_images_per_s": round(every_core, 1)}
     lines = goals(rows, throughput, one_thread, every_core, accuracy)
@@ -185,6 +199,10 @@ def goals(rows: list[dict], throughput: dict, one_thread: float, every_core: flo
                                                                f"p99 {c16['p99_ms']:.1f} ms (<= 40)"))
     naive = find("naive FastAPI", 16)
     lines.append(f"info  c16: {c16['requests_per_s'] / naive['requests_per_s']:.2f}x the naive FastAPI baseline")
+    for concurrency in CONCURRENCIES:  # the Open Inference Protocol beside the own API, same server, same image
+        points = [(name, find(f"project {name}", concurrency)) for name in ("V2 JSON", "V2 binary", "/predict JSON")]
+        lines.append(f"info  c{concurrency}: " + ", ".join(f"{name} {point['requests_per_s']:.0f} req/s (p50 "
+                                                          f"{point['p50_ms']:.2f} ms)" for name, point in points))
     c1 = find("project", 1)
     lines.append(goal(c1["p50_ms"] <= 1.5, f"c1: p50 {c1['p50_ms']:.2f} ms (<= 1.5)"))
     batch = throughput["batch_endpoint_images_per_s"]
@@ -192,6 +210,8 @@ def goals(rows: list[dict], throughput: dict, one_thread: float, every_core: flo
                        f"batch /predict {batch:.0f} img/s = {batch / one_thread:.0%} of raw ONNX Runtime on one thread "
                        f"({one_thread:.0f}; >= 80%); {batch / every_core:.0%} of one session per core "
                        f"({every_core:.0f})"))
+    lines.append(f"info  V2 binary, 64 images per tensor: {throughput['v2_binary_batch_images_per_s']:.0f} img/s "
+                 f"(64 PNGs per /predict: {batch:.0f})")
     errors = sum(r["non_2xx"] + r["socket_errors"] for r in rows if r["server"].startswith("project"))
     lines.append(goal(errors == 0, f"{errors} non-2xx answers or socket errors from the project's servers (0)"))
     lines.append(goal(accuracy["same_as_model"] == accuracy["images"]

@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
 # `make compose-smoke`: the Docker deployment end to end, the way a user runs it (here, in CI, on a laptop).
 #
-#   bash scripts/compose_smoke.sh              Docker Engine (Compose v2, else docker-compose v1), or Podman's Docker API
+#   bash scripts/compose_smoke.sh              the engine that answers (Compose v2, else docker-compose v1)
+#   ENGINE=docker bash scripts/compose_smoke.sh    Docker's own engine (CI: scripts/docker_engine.sh's dockerd)
+#   ENGINE=podman bash scripts/compose_smoke.sh    Podman's Docker API (../shared/container-engine/setup.sh)
 #   GPU=1 bash scripts/compose_smoke.sh        with the NVIDIA overlay (docker-compose.gpu.yml)
 #
-# 1. engine   the socket DOCKER_HOST names (Docker's default one when unset) must answer; when it does not and
-#             ../shared/container-engine/ exists (machines without a Docker daemon), its setup.sh starts Podman's
-#             Docker API and DOCKER_HOST points there.
-# 2. images   `compose build`; on Podman's API that folder's build.sh (host networking and the machine's mirrors).
+# 1. engine   scripts/smoke_common.sh's start_engine: ENGINE picks it; unset, the socket DOCKER_HOST names
+#             (Docker's default one when unset) must answer, and where it does not and ../shared/container-engine/
+#             exists (machines without a Docker daemon), its setup.sh starts Podman's Docker API.
+# 2. images   `compose build` (with scripts/docker_engine.sh's host-network override on its dockerd); on Podman's
+#             API that folder's build.sh (host networking and the machine's mirrors).
 # 3. up       ONE `up -d` of the whole stack, under its own project name, ports and image tag, with the data set
 #             bound read-only (docker-compose.offline.yml) when FASHION_MNIST_DIR (default ../shared/data) holds
 #             it, else downloaded as by default. A short training run (EPOCHS=1, TRAIN_LIMIT=2000) starts with it.
 # 4. checks   through the edge's published ports only (nginx; the API and the page publish none): /predict;
 #             the edge against slow, oversized and broken clients (tests/reliability/test_edge.py with EDGE_API_URL
 #             and EDGE_PAGE_URL), runs as non-root, and passes the client's address on; Chromium drives the page
-#             (tests/frontend/test_browser.py with FRONTEND_URL); the trained model reaches the API and the page
+#             (tests/frontend/test_browser.py with FRONTEND_URL); with low limits set, a client over its rate gets 429
+#             in JSON with Retry-After (and a made-up X-Forwarded-For does not help it); the trained model reaches the API and the page
 #             without a restart and the API records it in the serving volume; the page survives `stop redis` and
 #             caches again after `start`; with the API stopped the edge answers 502 in JSON and finds the API again
 #             after `start` (at its new address); a killed inference process is restarted by its restart policy;
@@ -29,14 +33,18 @@ repo="$PWD"
 export COMPOSE_PROJECT_NAME="${COMPOSE_PROJECT_NAME:-fmnist-smoke}"
 export FRONTEND_PORT="${FRONTEND_PORT:-15000}" INFERENCE_PORT="${INFERENCE_PORT:-18000}" BIND_ADDRESS=127.0.0.1
 export IMAGE_TAG="${IMAGE_TAG:-smoke}" EPOCHS="${EPOCHS:-1}" TRAIN_LIMIT="${TRAIN_LIMIT:-2000}" RETRAIN=0
+# Every client of this script is one address to the edge (the host, through the engine's port forwarding): the
+# per-client limits are lifted for the checks that open many connections (test_edge.py: 100 at once), and
+# check_edge_limits runs the edge once with low limits. A network range of its own, beside a running stack.
+lifted_limits=(EDGE_RATE_LIMIT=100000r/s EDGE_RATE_BURST=100000 EDGE_CONN_LIMIT=10000)
+export "${lifted_limits[@]}" STACK_SUBNET="${STACK_SUBNET:-10.89.214.0/24}"
 engine_dir="${CONTAINER_ENGINE_DIR:-$repo/../shared/container-engine}"
 python="${PYTHON:-$repo/.venv/bin/python}"
 project="$COMPOSE_PROJECT_NAME"
 api="http://127.0.0.1:$INFERENCE_PORT" page="http://127.0.0.1:$FRONTEND_PORT"
 work="$(mktemp -d)"
-build_files=(-f docker-compose.yml)
-[[ "${GPU:-0}" == 1 ]] && build_files+=(-f docker-compose.gpu.yml)
-files=("${build_files[@]}")
+files=(-f docker-compose.yml)
+[[ "${GPU:-0}" == 1 ]] && files+=(-f docker-compose.gpu.yml)
 declare -A timings=()
 
 smoke=compose-smoke
@@ -88,33 +96,13 @@ all() {  # COMMAND ARG...: COMMAND succeeds for every ARG
     for arg; do "$command" "$arg" || return 1; done
 }
 
-# --- 1. engine -----------------------------------------------------------------------------------------------------
-engine_answers() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
-start_engine() {
-    if ! engine_answers; then
-        [[ -f "$engine_dir/setup.sh" ]] || fail "no container engine answers (DOCKER_HOST=${DOCKER_HOST:-unset})"
-        export DOCKER_HOST="${DOCKER_HOST:-unix:///run/podman/podman.sock}"
-        engine_answers || bash "$engine_dir/setup.sh"
-        engine_answers || fail "the engine set up by $engine_dir/setup.sh does not answer at $DOCKER_HOST"
-    fi
-    if docker compose version >/dev/null 2>&1; then compose_cmd=(docker compose); else compose_cmd=(docker-compose); fi
-    podman_api=0
-    docker version --format '{{range .Server.Components}}{{.Name}};{{end}}' | grep -q Podman && podman_api=1
-    # The page finds the API and Redis by service name. Podman's CNI networks resolve names only with the dnsname
-    # plugin (.ci/run installs it; ../shared/container-engine/setup.sh does not): say so instead of failing later.
-    if ((podman_api)) && [[ "$(podman info --format '{{.Host.NetworkBackend}}' 2>/dev/null)" == cni ]] \
-        && ! [[ -x /usr/lib/cni/dnsname || -x /usr/libexec/cni/dnsname ]]; then
-        fail "Podman's CNI networks here give containers no DNS (service names do not resolve): install the" \
-             "dnsname plugin (Debian: golang-github-containernetworking-plugin-dnsname)"
-    fi
-    say "engine: $(docker version --format '{{.Server.Version}}') (podman API: $podman_api), compose: ${compose_cmd[*]}"
-}
+# --- 1. engine: start_engine (scripts/smoke_common.sh) ------------------------------------------------------------
 
 # --- 2. images -----------------------------------------------------------------------------------------------------
 build_images() {
     local started=$SECONDS
     if ((podman_api)) && [[ -f "$engine_dir/build.sh" ]]; then
-        bash "$engine_dir/build.sh" "${build_files[@]}"
+        bash "$engine_dir/build.sh" "${files[@]}"
     else
         compose build
     fi
@@ -176,7 +164,8 @@ check_edge() {
     # The page sees the client's address (as the edge saw it), not the edge's, and not one the client made up.
     marker="smoke-$RANDOM$RANDOM"
     curl -fsS -o /dev/null -H "X-Forwarded-For: 203.0.113.7" "$page/health?$marker"
-    sleep 1
+    logged() { docker logs "$(container "$1")" 2>&1 | grep -q "$marker"; }
+    settle 30 all logged edge frontend  # both write their access line once the answer is sent
     edge_line="$(docker logs "$(container edge)" 2>/dev/null | grep "$marker" | tail -1)"
     page_line="$(docker logs "$(container frontend)" 2>&1 | grep "$marker" | tail -1)"
     [[ -n "$edge_line" && -n "$page_line" ]] || fail "the request is not in the logs (edge: '$edge_line', page: '$page_line')"
@@ -185,17 +174,41 @@ check_edge() {
     say "ok: the page logs the client's address ${page_line%% *}, as the edge saw it"
 }
 
+check_edge_limits() {
+    # The edge again, with the limits start.sh writes from the environment set low: 1 request a minute and a burst
+    # of 2 per client, so of 6 quick requests exactly 3 pass and 3 get 429 in JSON with Retry-After: 60. Then the
+    # lifted limits again for the checks that follow.
+    local statuses="" i answer
+    EDGE_RATE_LIMIT=1r/m EDGE_RATE_BURST=2 compose up -d --no-deps edge
+    wait_for "edge healthy with low limits" 60 healthy edge
+    for i in 1 2 3 4 5 6; do
+        statuses+="$(curl -s -o "$work/limited-$i.json" -D "$work/limited-$i.head" -w '%{http_code}' --max-time 10 \
+            "$api/health") "
+    done
+    [[ "$statuses" == "200 200 200 429 429 429 " ]] || fail "with EDGE_RATE_LIMIT=1r/m, EDGE_RATE_BURST=2: $statuses"
+    answer="$(cat "$work/limited-6.json")"
+    [[ "$answer" == *'"error": "too_many_requests"'* ]] || fail "the edge's 429 is not the API's error shape: $answer"
+    tr -d '\r' <"$work/limited-6.head" | grep -qix 'retry-after: 60' || fail "no Retry-After: 60 on the 429"
+    [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -H "X-Forwarded-For: 203.0.113.99" "$api/health")" \
+        == 429 ]] || fail "a made-up X-Forwarded-For escaped the client's limit"
+    say "ok: over its rate a client gets 429 in JSON with Retry-After (EDGE_RATE_LIMIT from the environment)"
+    compose up -d --no-deps edge  # the exported, lifted limits
+    wait_for "edge healthy with the lifted limits" 60 healthy edge
+    wait_for "API through the edge again" 60 curl -fsS "$api/ready"
+}
+
 check_api_restart_behind_edge() {
     local answer address
     address="$(inspect inference '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}')"
     compose stop inference
     # For up to the resolver's 5 s the edge may still try the old address and time out connecting (504 in JSON);
-    # then the name no longer resolves and it answers 502 at once. Either way a JSON error, never a hang.
+    # then the name no longer resolves and it answers 502 (at once, or after its 3 s resolver_timeout where the
+    # DNS server does not answer for a stopped service). Either way a JSON error, never a hang.
     local deadline=$((SECONDS + 30))
     while :; do
-        answer="$(curl -s -w ' %{http_code}' --max-time 10 "$api/ready")"
+        answer="$(curl -s -w ' %{http_code}' --max-time 10 "$api/ready" || true)"
         [[ "$answer" == *'"error": "upstream_unavailable"'*' 502' ]] && break
-        [[ "$answer" == *'"error": "'*'" 504' ]] || fail "with the API stopped the edge answered $answer"
+        [[ "$answer" == *'"error": "upstream_timeout"'*' 504' ]] || fail "with the API stopped the edge answered $answer"
         ((SECONDS < deadline)) || fail "with the API stopped the edge still answered $answer after 30 s"
         say "the edge still tries the stopped API's old address: $answer"
         sleep 1
@@ -294,6 +307,7 @@ use_local_data
 start_stack
 check_predict
 check_edge
+check_edge_limits
 check_browser
 check_training_published
 check_redis_outage

@@ -21,6 +21,9 @@ repo="$PWD"
 export COMPOSE_PROJECT_NAME="${COMPOSE_PROJECT_NAME:-fmnist-scale}"
 export FRONTEND_PORT="${FRONTEND_PORT:-15100}" INFERENCE_PORT="${INFERENCE_PORT:-18100}" BIND_ADDRESS=127.0.0.1
 export IMAGE_TAG="${IMAGE_TAG:-smoke}" EPOCHS="${EPOCHS:-1}" TRAIN_LIMIT="${TRAIN_LIMIT:-2000}" RETRAIN=0
+# Every client of this script is one address to the edge (the host, through the engine's port forwarding): its
+# per-client limits are lifted for the load; compose-smoke checks them. A network range of its own, beside a stack.
+export EDGE_RATE_LIMIT=100000r/s EDGE_RATE_BURST=100000 EDGE_CONN_LIMIT=10000 STACK_SUBNET="${STACK_SUBNET:-10.89.215.0/24}"
 replicas="${REPLICAS:-3}" clients="${CLIENTS:-12}"
 engine_dir="${CONTAINER_ENGINE_DIR:-$repo/../shared/container-engine}"
 python="${PYTHON:-$repo/.venv/bin/python}"
@@ -84,19 +87,14 @@ check() {  # LABEL SUBCOMMAND ARGS...: run a check on the current load file, kee
 }
 
 # --- engine and images ---------------------------------------------------------------------------------------------
-if ! docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then
-    [[ -f "$engine_dir/setup.sh" ]] || fail "no container engine answers (DOCKER_HOST=${DOCKER_HOST:-unset})"
-    export DOCKER_HOST="${DOCKER_HOST:-unix:///run/podman/podman.sock}"
-    docker version >/dev/null 2>&1 || bash "$engine_dir/setup.sh"
-fi
-if docker compose version >/dev/null 2>&1; then compose_cmd=(docker compose); else compose_cmd=(docker-compose); fi
+start_engine  # ENGINE=docker|podman, as in compose_smoke.sh (scripts/smoke_common.sh)
 missing=()
 for service in trainer inference frontend; do
     docker image inspect "fashion-mnist-$service:$IMAGE_TAG" >/dev/null 2>&1 || missing+=("$service")
 done
 if ((${#missing[@]})); then
     say "building ${missing[*]} (not built by make compose-smoke yet)"
-    if [[ -f "$engine_dir/build.sh" ]] && docker version --format '{{range .Server.Components}}{{.Name}}{{end}}' | grep -q Podman
+    if ((podman_api)) && [[ -f "$engine_dir/build.sh" ]]
     then bash "$engine_dir/build.sh" -f docker-compose.yml "${missing[@]}"
     else compose build "${missing[@]}"
     fi
@@ -119,8 +117,11 @@ default_version="$(curl -fsS "$api/ready" | python3 -c 'import json, sys; print(
 say "up in ${up_s}s: replicas $(replica_ids | tr '\n' ' ')serving $default_version"
 
 # --- 2. spread -------------------------------------------------------------------------------------------------------
+# Each wait below is on what the load recorded (with a deadline), never a fixed time: the check after it decides.
+recorded() { "$python" scripts/scale_load.py "$@" "$load_out"; }
+answered() { [[ -s "$load_out" ]] && (($(grep -c . "$load_out") >= $1)); }
 start_load spread
-sleep "${SPREAD_SECONDS:-6}"
+settle 60 recorded spread --replicas "$replicas"  # until every replica answered
 stop_load
 check spread spread --replicas "$replicas" || fail "requests do not reach every replica"
 wait_for "the page sees the API through the edge" 60 \
@@ -129,7 +130,7 @@ wait_for "the page sees the API through the edge" 60 \
 # --- 3. swap ---------------------------------------------------------------------------------------------------------
 swap_started=$SECONDS
 start_load swap "${SWAP_PAUSE:-0.1}"  # lighter: the trainer shares the CPU with the replicas and the load
-sleep 2
+wait_for "the load is running" 60 answered "$clients"
 # A short run (1 epoch on 2000 images, 1000 validation images): what matters here is its publication.
 compose run --rm -T --no-deps -e VAL_SIZE=1000 trainer >"$work/trainer.log" 2>&1 \
     || { tail -20 "$work/trainer.log" >&2; fail "the trainer failed"; }
@@ -141,19 +142,21 @@ import json, os
 path = "/app/artifacts/latest.json"
 print(json.load(open(path))["model_version"], os.stat(path).st_mtime)')
 [[ "$new_version" != "$default_version" ]] || fail "the trainer published nothing new"
-sleep 16  # past the 15 s every replica has: the check sees whether each one switched in time
+# Until every replica answers the new version (the check then says whether each did within its 15 s).
+settle 60 recorded swap --new "$new_version" --published "$published"
 stop_load
 check swap swap --new "$new_version" --published "$published" || fail "the swap to $new_version"
 
 # --- 4. kill ---------------------------------------------------------------------------------------------------------
 start_load kill
-sleep 3
+settle 60 recorded spread --replicas "$replicas"  # the load reaches every replica before one is killed
 victim="$(replica_ids | tail -1)"
 victim_address="$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$victim")"
 killed_from="$(now)"
 docker kill "$victim" >/dev/null
 killed_to="$(now)"
-sleep 8
+# Until the other replicas have taken the traffic (answers from them starting a second after the kill).
+settle 60 recorded kill --replica "$victim" --from "$killed_from" --to "$killed_to" --clients "$clients"
 stop_load
 check kill kill --replica "$victim" --from "$killed_from" --to "$killed_to" --clients "$clients" \
     || fail "killing replica $victim failed more than the requests in flight on it"

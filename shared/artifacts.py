@@ -4,15 +4,19 @@
     <artifacts>/metrics.json                   metrics of the latest finished training run
     <artifacts>/models/<version>.pt            published checkpoints (never modified after publishing)
     <artifacts>/models/<version>.onnx          the same model as an ONNX graph (shared/onnx_export.py)
+    <artifacts>/models/<version>.graph.json    the graph's card: version, temperature, a probe (shared/graph_card.py)
     <artifacts>/models/<version>.metrics.json  the metrics that belong to that checkpoint
     <artifacts>/run/last.pt, run/best.pt       the trainer's working state, for resuming
 
-Publishing writes the checkpoint, its graph and its metrics completely first and only then replaces the manifest, each
-step atomically, so a reader that follows the manifest never reaches a partial file.
+Publishing writes the checkpoint, its graph, the graph's card and its metrics completely first and only then
+replaces the manifest, each step atomically, so a reader that follows the manifest never reaches a partial file.
 
 Retention (``prune_models``, run by the trainer after it publishes): the newest KEEP_MODELS published models stay,
-and so does the one the manifest names and every one a running inference service reports serving
-(``shared.serving``); the others are deleted, checkpoint first, then its metrics.
+and so does the one the manifest names, every one a running inference service reports serving
+(``shared.serving``) and the pinned one (``shared.pin``); the others are deleted, checkpoint first, then its metrics.
+
+Publishing can stop short of the manifest (``make_latest=False``: the trainer's PUBLISH_IF=better gate kept the
+model out): the model is then on disk and listed, and latest.json still names the one before it.
 """
 
 import json
@@ -23,8 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.atomic import write_json_atomic
-from shared.checkpoint import Checkpoint, save_checkpoint
-from shared.onnx_export import graph_path, write_onnx
+from shared.pin import pinned_checkpoint
 from shared.serving import served_checkpoints
 
 log = logging.getLogger(__name__)
@@ -47,8 +50,14 @@ def run_dir(artifacts_dir: str | Path) -> Path:
 
 
 def publish_model(artifacts_dir: str | Path, checkpoint: dict[str, Any], metrics: dict[str, Any], *,
-                  graph: bool = True) -> PublishedModel:
-    """Publish a checkpoint (a ``shared.checkpoint`` dict), with its ONNX graph unless ``graph`` is False."""
+                  graph: bool = True, make_latest: bool = True) -> PublishedModel:
+    """Publish a checkpoint (a ``shared.checkpoint`` dict), with its ONNX graph and card unless ``graph`` is False,
+    and make it the manifest's model unless ``make_latest`` is False (then it is on disk beside the others, not
+    served)."""
+    # torch: only a writer (the trainer) publishes; readers of this module (the torch-free server) never get here
+    from shared.checkpoint import Checkpoint, save_checkpoint
+    from shared.onnx_export import write_graph
+
     artifacts_dir = Path(artifacts_dir)
     version = checkpoint["model_version"]
     checkpoint_rel = Path("models") / f"{version}.pt"
@@ -56,7 +65,8 @@ def publish_model(artifacts_dir: str | Path, checkpoint: dict[str, Any], metrics
     save_checkpoint(artifacts_dir / checkpoint_rel, checkpoint)  # first: retention reads the rest as its leftovers
     if graph:
         checkpoint_path = artifacts_dir / checkpoint_rel
-        write_onnx(Checkpoint(checkpoint_path, checkpoint).build_model("cpu"), graph_path(checkpoint_path))
+        write_graph(Checkpoint(checkpoint_path, checkpoint).build_model("cpu"), checkpoint_path, version,
+                    checkpoint.get("temperature"))
     write_json_atomic(artifacts_dir / metrics_rel, metrics)
     write_json_atomic(artifacts_dir / "metrics.json", metrics)
     manifest = {
@@ -65,7 +75,8 @@ def publish_model(artifacts_dir: str | Path, checkpoint: dict[str, Any], metrics
         "metrics": metrics_rel.as_posix(),
         "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    write_json_atomic(artifacts_dir / MANIFEST_NAME, manifest)
+    if make_latest:
+        write_json_atomic(artifacts_dir / MANIFEST_NAME, manifest)
     return _published(artifacts_dir, manifest)
 
 
@@ -89,8 +100,9 @@ def _published(artifacts_dir: Path, manifest: dict[str, Any]) -> PublishedModel:
 
 
 def prune_models(artifacts_dir: str | Path, keep: int, serving_dir: str | Path | None = None) -> list[str]:
-    """Delete published models beyond the newest ``keep`` (by publication time), except the manifest's and every one
-    a fresh record in ``serving_dir`` names; ``keep`` 0 keeps everything. Returns the versions deleted.
+    """Delete published models beyond the newest ``keep`` (by publication time), except the manifest's, every one a
+    fresh record in ``serving_dir`` names and the one pinned there; ``keep`` 0 keeps everything. Returns the
+    versions deleted.
 
     A model is its checkpoint ``models/<version>.pt`` and every other ``models/<version>.*`` file (its metrics, any
     other form of it). Crash-safe: the checkpoint goes first, then the rest (a reader that follows the manifest
@@ -103,7 +115,11 @@ def prune_models(artifacts_dir: str | Path, keep: int, serving_dir: str | Path |
         return []
     manifest = read_manifest(artifacts_dir)
     protected = {manifest.checkpoint_path.name} if manifest is not None else set()
-    protected |= {Path(name).name for name in served_checkpoints(Path(serving_dir) if serving_dir else None)}
+    serving = Path(serving_dir) if serving_dir else None
+    protected |= {Path(name).name for name in served_checkpoints(serving)}
+    pinned = pinned_checkpoint(serving)
+    if pinned is not None:
+        protected.add(Path(pinned).name)
     newest_first = sorted(models.glob("*.pt"), key=lambda path: path.stat().st_mtime_ns, reverse=True)
     deleted = []
     try:

@@ -17,24 +17,26 @@ numpy arrays, so the trainer's report, the benchmark (on probabilities returned 
 from typing import Any
 
 import numpy as np
-import torch
 
 ECE_BINS = 15
 _TINY = float(np.finfo(np.float32).tiny)  # log(0) guard for probabilities that underflowed in float32
 
 
-def calibrated_log_softmax(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+def calibrated_log_softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
     """Log class probabilities from logits (N, C) divided by ``temperature`` (1.0 = the raw softmax).
 
     In float64: a confident prediction's log-probability is a tiny negative number whose changes float32 would
-    round away (the explanation measures exactly such changes).
+    round away (the explanation measures exactly such changes). numpy, so the torch-free server computes every
+    probability it reports; torch callers pass ``tensor.cpu().numpy()``.
     """
-    return torch.log_softmax(logits.double() / temperature, dim=1)
+    scaled = np.asarray(logits, dtype=np.float64) / temperature
+    shifted = scaled - scaled.max(axis=1, keepdims=True)  # the largest term is exp(0): no overflow
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
-def calibrated_softmax(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+def calibrated_softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
     """Class probabilities (N, C) in float32: what the API reports."""
-    return calibrated_log_softmax(logits, temperature).exp().float()
+    return np.exp(calibrated_log_softmax(logits, temperature)).astype(np.float32)
 
 
 def negative_log_likelihood(probabilities: np.ndarray, labels: np.ndarray) -> float:

@@ -32,8 +32,8 @@ from typing import Literal
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 
+from shared import ndimage
 from shared.preprocess import IMAGE_SIDE
 
 WORKING_SIDE = 320  # px: an object filling a third of the frame still covers ~5 source pixels per output pixel
@@ -162,15 +162,14 @@ def object_strength(pixels: np.ndarray, background: np.ndarray, dark: bool) -> n
 
 def find_object(mask: np.ndarray) -> tuple[np.ndarray, tuple[Warning, ...]]:
     """The main object's mask (the largest component and the parts near it), and warnings."""
-    labels, count = ndimage.label(mask)
+    components = ndimage.label(mask)
+    labels, count, sizes, boxes = components.labels, components.count, components.sizes, components.boxes
     if count == 0:
         raise NoObjectError("no object found: the picture looks like plain background (photograph one garment "
                             "against a plain background, filling a good part of the frame)")
-    sizes = ndimage.sum_labels(mask, labels, index=np.arange(1, count + 1))
     largest = int(np.argmax(sizes))
     if sizes[largest] < MIN_OBJECT_PIXELS:
         raise NoObjectError("no object found: only specks differ from the background")
-    boxes = ndimage.find_objects(labels)
     parts = [i for i in range(count) if sizes[i] >= PART_MIN_FRACTION * sizes[largest]]
     group, box = {largest}, _box(boxes[largest])
     reach = NEAR_FRACTION * max(box[2] - box[0], box[3] - box[1])

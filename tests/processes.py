@@ -1,19 +1,23 @@
 """Start real server processes for tests and benchmarks, wait until they answer, and always stop them.
 
 The one harness: every test, benchmark and script that needs an inference API starts it with ``InferenceServer``
-(or ``inference_server``, its context-manager form); Redis with ``RedisServer``."""
+(or ``inference_server``, its context-manager form); Redis with ``RedisServer``; the nginx edge with ``EdgeServer``."""
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import requests
+
+from tests.waiting import DEADLINE_S
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,7 +43,7 @@ class ServerProcess:
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 60.0) -> "ServerProcess":
+    def start(self, timeout: float = DEADLINE_S) -> "ServerProcess":
         log_path = self.log_path or Path(os.devnull)
         with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
             self.process = subprocess.Popen(self.command, cwd=self.cwd, env=self.env, stdout=log,
@@ -103,8 +107,8 @@ class RedisServer:
              "--dir", str(self.workdir)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + DEADLINE_S
+        while time.monotonic() < deadline and self.process.poll() is None:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
                     return self
@@ -144,3 +148,49 @@ def inference_server(log_dir: Path, wait_for: str = "/health", **env: str | Path
     """``InferenceServer`` as a context: yields its base URL once it answers, stops it afterwards."""
     with InferenceServer(log_dir, wait_for, **env) as server:
         yield server.url
+
+
+class EdgeServer(ServerProcess):
+    """The edge (deploy/nginx/) as a local nginx process in front of services on 127.0.0.1, started by the real
+    start.sh, so its limits come from the same environment variables as in the container (``EDGE_RATE_LIMIT``, ...).
+
+    nginx.conf names the container's ports, service names and folders; a copy with exactly those replaced (each
+    replacement must match, so a change to the file cannot slip past the tests) listens on free ports of 127.0.0.1:
+    ``api_url`` (8000), ``internal_url`` (8080, the API for the page), ``page_url`` (5000), ``health_url`` (8079).
+    Run as root, nginx's workers run as ``nobody``: the folder it reads and writes is world-readable."""
+
+    def __init__(self, log_dir: Path, inference_url: str, frontend_url: str, **env: str) -> None:
+        ports = {name: free_port() for name in ("api", "internal", "page", "health")}
+        self.api_url, self.internal_url, self.page_url = (f"http://127.0.0.1:{ports[name]}"
+                                                          for name in ("api", "internal", "page"))
+        self.workdir = Path(tempfile.mkdtemp(prefix="edge-"))
+        self.workdir.chmod(0o755)
+        conf_dir, run_dir = self.workdir / "conf", self.workdir / "run"
+        edge = REPO_ROOT / "deploy" / "nginx"
+        shutil.copytree(edge / "errors", conf_dir / "errors")
+        folders = {"/etc/nginx/edge": str(conf_dir), "/tmp/nginx": str(run_dir)}
+        _rewrite(edge / "json-errors.conf", conf_dir / "json-errors.conf", {"/etc/nginx/edge": str(conf_dir)})
+        _rewrite(edge / "nginx.conf", conf_dir / "nginx.conf", {
+            **folders, "listen 8000;": f"listen 127.0.0.1:{ports['api']};",
+            "listen 8080;": f"listen 127.0.0.1:{ports['internal']};", '8080 "";': f'{ports["internal"]} "";',
+            "listen 5000;": f"listen 127.0.0.1:{ports['page']};",
+            "listen 127.0.0.1:8079;": f"listen 127.0.0.1:{ports['health']};",
+            "http://inference:8000": inference_url.rstrip("/"), "http://frontend:5000": frontend_url.rstrip("/")})
+        (self.workdir / "resolv.conf").write_text("nameserver 127.0.0.1\n")  # never asked: upstreams are addresses
+        values = {"PATH": f"/usr/sbin:/sbin:{os.environ.get('PATH', '/usr/bin:/bin')}",
+                  "EDGE_RESOLV_CONF": str(self.workdir / "resolv.conf"), "EDGE_RUN_DIR": str(run_dir),
+                  "EDGE_CONF_DIR": str(conf_dir), **env}
+        super().__init__(["sh", str(edge / "start.sh")], f"http://127.0.0.1:{ports['health']}/health", env=values,
+                         log_path=log_dir / f"edge-{ports['api']}.log")
+
+    def stop(self, timeout: float = 15.0) -> None:
+        super().stop(timeout)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _rewrite(source: Path, target: Path, replacements: dict[str, str]) -> None:
+    text = source.read_text(encoding="utf-8")
+    for old, new in replacements.items():
+        assert old in text, f"{old!r} is no longer in {source}: update tests/processes.py EdgeServer"
+        text = text.replace(old, new)
+    target.write_text(text, encoding="utf-8")

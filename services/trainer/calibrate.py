@@ -3,7 +3,8 @@
     python -m services.trainer.calibrate --model-dir models/default --data-dir ../shared/data
     make calibrate DATA_DIR=../shared/data
 
-The validation split is rebuilt from the checkpoint's own SEED and VAL_SIZE with ``shared.data.train_val_split``,
+The validation split is rebuilt from the checkpoint's own SPLIT_SEED (SEED for checkpoints from before it) and
+VAL_SIZE with ``shared.data.train_val_split``,
 exactly as training carved it out; the temperature is fitted on it (``calibration``), and the same weights are
 republished with the temperature and a ``calibration`` block in their metrics, under a new version (the version
 hash covers the temperature). Every write is atomic and the manifest moves last; then the old checkpoint and
@@ -21,7 +22,7 @@ from services.trainer.evaluation import evaluate
 from shared.artifacts import PublishedModel, publish_model, read_manifest
 from shared.checkpoint import CheckpointError, load_checkpoint, make_model_version
 from shared.data import DatasetNotFoundError, load_split, train_val_split
-from shared.onnx_export import graph_path
+from shared.graph_card import card_path, graph_path
 
 log = logging.getLogger("calibrate")
 
@@ -38,8 +39,8 @@ def calibrate(model_dir: Path, data_dir: Path) -> tuple[PublishedModel, Publishe
     checkpoint = load_checkpoint(old.checkpoint_path)
     metrics = json.loads(old.metrics_path.read_text(encoding="utf-8"))
     recipe = checkpoint.data["hyperparameters"]
-    _, val = train_val_split(load_split(data_dir, train=True, download=False), int(recipe["val_size"]),
-                             int(recipe["seed"]))
+    split_seed = int(recipe.get("split_seed", recipe["seed"]))
+    _, val = train_val_split(load_split(data_dir, train=True, download=False), int(recipe["val_size"]), split_seed)
     model = checkpoint.build_model("cpu")
     tested = evaluate(model, load_split(data_dir, train=False, download=False), "cpu")
     if abs(tested.accuracy - metrics["test_accuracy"]) > 1e-9:
@@ -47,7 +48,7 @@ def calibrate(model_dir: Path, data_dir: Path) -> tuple[PublishedModel, Publishe
                                f"{old.metrics_path}: {data_dir} is not the data this model was tested on")
     temperature, calibration = calibration_report(evaluate(model, val, "cpu"), tested)
     calibration["fitted_by"] = (f"services.trainer.calibrate after training, on the validation split rebuilt from "
-                                f"SEED={recipe['seed']} and VAL_SIZE={recipe['val_size']}")
+                                f"SPLIT_SEED={split_seed} and VAL_SIZE={recipe['val_size']}")
     version = make_model_version(checkpoint.data["state_dict"], datetime.fromisoformat(checkpoint.data["created_at"]),
                                  temperature)
     if version == old.model_version:  # already published with this very temperature
@@ -60,6 +61,7 @@ def calibrate(model_dir: Path, data_dir: Path) -> tuple[PublishedModel, Publishe
     if new.checkpoint_path != old.checkpoint_path:
         old.checkpoint_path.unlink(missing_ok=True)
         graph_path(old.checkpoint_path).unlink(missing_ok=True)
+        card_path(old.checkpoint_path).unlink(missing_ok=True)
         old.metrics_path.unlink(missing_ok=True)
     return old, new
 

@@ -39,7 +39,7 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
 
 def probabilities(logits: np.ndarray, temperature: float) -> np.ndarray:
     """float64 probabilities, as the served model would report them (the API rounds them to float32)."""
-    return calibrated_log_softmax(torch.as_tensor(np.asarray(logits)), temperature).exp().numpy()
+    return np.exp(calibrated_log_softmax(logits, temperature))
 
 
 def calibration_report(val: EvalResult, test: EvalResult) -> tuple[float, dict[str, Any]]:

@@ -28,7 +28,9 @@ class TrainSettings(BaseSettings):
     weight_decay: float = Field(1e-4, ge=0, description="AdamW decoupled weight decay")
     label_smoothing: float = Field(0.1, ge=0, lt=1)
     max_shift: int = Field(2, ge=0, le=6, description="random translation in pixels (augmentation)")
-    seed: int = Field(42)
+    seed: int = Field(42, description="shuffling, augmentation and initial weights")
+    split_seed: int = Field(42, description="which training images form the validation split; fixed across runs, so "
+                                            "PUBLISH_IF=better judges every run on the same images")
     device: Literal["auto", "cpu", "cuda"] = Field("auto")
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="bf16 autocast for forward/backward (weights, optimizer and evaluation stay fp32); "
@@ -39,8 +41,14 @@ class TrainSettings(BaseSettings):
     retrain: bool = Field(False, description="start over even if these settings already finished or can resume")
     keep_models: int = Field(5, ge=0, description="published models kept after publishing (0 = all); the manifest's "
                                                   "and any a running inference service serves are always kept")
-    serving_dir: Path | None = Field(None, description="where inference services record what they serve (their "
-                                                       "SERVING_DIR); those models are never deleted")
+    progress_interval_s: float = Field(2.0, gt=0, description="how often the progress of a run is written to "
+                                                                "ARTIFACTS_DIR/training.json (also at every epoch end)")
+    serving_dir: Path | None = Field(None, description="where inference services record what they serve and the pin "
+                                                       "(their SERVING_DIR); those models are never deleted")
+    publish_if: Literal["always", "better"] = Field(
+        "better", description="better: a run becomes latest.json's model only when its validation accuracy is at "
+                              "least the current latest model's on the same validation images (else it is kept on "
+                              "disk, listed, not served); always: every finished run becomes latest")
 
     def uses_bf16(self, device: torch.device) -> bool:
         return self.precision == "bf16" or (self.precision == "auto" and has_fast_bf16(device))
@@ -49,5 +57,5 @@ class TrainSettings(BaseSettings):
         """The settings that define a run; resuming requires them to match."""
         return self.model_dump(
             mode="json", include={"epochs", "batch_size", "lr", "weight_decay", "label_smoothing", "max_shift",
-                                  "seed", "val_size", "train_limit", "precision"},
+                                  "seed", "split_seed", "val_size", "train_limit", "precision"},
         )

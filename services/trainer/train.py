@@ -4,7 +4,10 @@ Every epoch ends with two atomic writes to ``<artifacts>/run/``: ``best.pt`` whe
 improved, then ``last.pt`` (model, optimizer, scheduler, history) for resuming. A run that is killed, or
 stopped with SIGTERM, continues from its last completed epoch when started again with the same settings.
 After the last epoch the best checkpoint gets its temperature (fitted on the validation split, see
-``calibration``), is evaluated on the test set and published with its metrics.
+``calibration``), is evaluated on the test set and published with its metrics; PUBLISH_IF (``publish_gate``) decides
+whether it also becomes latest.json's model.
+While it runs, ``progress`` keeps ``<artifacts>/training.json`` up to date (epoch, step, time left, history, and
+how the run ended) for the API's ``GET /training`` and the page.
 
 Started by torchrun with several processes (``WORLD_SIZE`` > 1) the same loop runs data-parallel
 (``distributed``): each rank trains on its shard of every global batch, validation is sharded and summed, and
@@ -23,6 +26,7 @@ from tqdm import tqdm
 
 from services.trainer.augment import augment_batch
 from services.trainer.calibration import calibration_report
+from services.trainer.cards import add_missing_cards
 from services.trainer.config import TrainSettings
 from services.trainer.distributed import (
     DistributedSetupError,
@@ -37,6 +41,8 @@ from services.trainer.distributed import (
     world_from_env,
 )
 from services.trainer.evaluation import classification_report, evaluate
+from services.trainer.progress import TrainingProgress, open_progress, published_by_run
+from services.trainer.publish_gate import decide, split_record
 from services.trainer.report import build_metrics
 from shared.artifacts import prune_models, publish_model, run_dir
 from shared.checkpoint import CheckpointError, build_checkpoint, load_checkpoint, save_checkpoint
@@ -74,6 +80,7 @@ def train_one_epoch(
     epoch: int,
     stop: StopFlag,
     world: World = World(),
+    progress: TrainingProgress | None = None,
 ) -> dict:
     """One pass over ``split`` in an order and with augmentations fixed by (seed, epoch).
 
@@ -97,7 +104,10 @@ def train_one_epoch(
     batches = range(0, len(order), batch_size)
     for start in tqdm(batches, desc=f"epoch {epoch}/{settings.epochs}", unit="batch", leave=False,
                       mininterval=1.0, file=sys.stderr, disable=not world.is_main):
-        if any_rank(stop.requested, world, device):  # every rank stops after the same step
+        asked = stop.requested  # read once: what this rank says in the all-reduce, and what it logs
+        if any_rank(asked, world, device):  # every rank stops after the same step
+            if not asked:
+                log.info("another rank was asked to stop: stopping with it after the same step")
             raise StopRequested
         index = order[start:start + batch_size]
         images = augment_batch(split.images[index].to(device), settings.max_shift, generator)
@@ -112,6 +122,8 @@ def train_one_epoch(
         total_loss += loss.item() * len(index)
         correct += (logits.argmax(dim=1) == labels).sum().item()
         seen += len(index)
+        if progress is not None:
+            progress.step_done(len(index))
     total_loss, correct, seen = sum_across([total_loss, correct, seen], world, device)
     seen = int(seen)
     return {"train_loss": total_loss / seen, "train_accuracy": correct / seen,
@@ -133,7 +145,7 @@ def make_optimizer(model: torch.nn.Module, settings: TrainSettings, steps_per_ep
 
 def load_data(settings: TrainSettings) -> tuple[Split, Split, Split]:
     full_train = load_split(settings.data_dir, train=True, download=settings.download)
-    train, val = train_val_split(full_train, settings.val_size, settings.seed)
+    train, val = train_val_split(full_train, settings.val_size, settings.split_seed)
     if settings.train_limit:
         train = Split(train.images[:settings.train_limit], train.labels[:settings.train_limit])
     test = load_split(settings.data_dir, train=False, download=settings.download)
@@ -168,7 +180,10 @@ def resume_state(settings: TrainSettings) -> dict | None:
     if settings.retrain or not last_path.exists():
         return None
     state = load_checkpoint(last_path).data
-    if state.get("recipe") != settings.recipe():
+    recipe = state.get("recipe")
+    if isinstance(recipe, dict) and "split_seed" not in recipe:  # from before SPLIT_SEED: the split used SEED
+        recipe = {**recipe, "split_seed": recipe.get("seed")}
+    if recipe != settings.recipe():
         log.info("%s was made with other settings: starting a new run", last_path)
         return None
     return state
@@ -189,11 +204,22 @@ def run(settings: TrainSettings, stop: StopFlag, world: World = World()) -> int:
 
 
 def train_and_publish(settings: TrainSettings, stop: StopFlag, world: World, device: torch.device) -> int:
+    on_main(world, lambda: add_missing_cards(settings.artifacts_dir))  # models published before graph cards
     state = on_main(world, lambda: resume_state(settings), errors=(CheckpointError,))
     if state is not None and state.get("completed"):
         log.info("these settings already finished (model %s); set RETRAIN=1 to train again",
                  state.get("published_version"))
         return 0
+    # training.json (rank 0): running from here on, then finished, interrupted (SIGTERM) or failed (an exception)
+    with open_progress(settings, device, world, state, interruptions=(StopRequested,)) as progress:
+        code = train_then_finish(settings, stop, world, device, state, progress)
+        if world.is_main:
+            progress.finished(*published_by_run(settings.artifacts_dir))
+        return code
+
+
+def train_then_finish(settings: TrainSettings, stop: StopFlag, world: World, device: torch.device, state: dict | None,
+                      progress: TrainingProgress) -> int:
     train, val, test = load_data_once(settings, world)
     model = FashionMNISTModelV2().to(device).to(memory_format=torch.channels_last)
     steps_per_epoch = -(-len(shard(torch.arange(len(train)), world)) // per_rank_batch(settings.batch_size, world))
@@ -214,9 +240,12 @@ def train_and_publish(settings: TrainSettings, stop: StopFlag, world: World, dev
                         f"{per_rank_batch(settings.batch_size, world)} images per process per step"
              if world.distributed else "")
     run_folder = run_dir(settings.artifacts_dir)
+    progress.begin(settings.epochs, steps_per_epoch, {"train": len(train), "val": len(val), "test": len(test)})
     for epoch in range(len(history) + 1, settings.epochs + 1):
         lr = scheduler.get_last_lr()[0]
-        stats = train_one_epoch(trained, optimizer, scheduler, train, settings, epoch, stop, world)
+        progress.begin_epoch(epoch)
+        stats = train_one_epoch(trained, optimizer, scheduler, train, settings, epoch, stop, world, progress)
+        progress.validating()
         val_loss, val_accuracy = validate(model, val, device, world)
         stats.update(epoch=epoch, val_loss=val_loss, val_accuracy=val_accuracy, lr=lr, world_size=world.size)
         history.append(stats)
@@ -230,43 +259,52 @@ def train_and_publish(settings: TrainSettings, stop: StopFlag, world: World, dev
             save_checkpoint(run_folder / "last.pt", build_checkpoint(
                 model, hyperparameters=settings.recipe(), epoch=epoch, metrics=stats,
                 optimizer_state=optimizer.state_dict(), scheduler_state=scheduler.state_dict(),
-                extra={"recipe": settings.recipe(), "history": history, "best": best, "completed": False}))
+                extra={"recipe": settings.recipe(), "history": history, "best": best, "completed": False,
+                       "run_id": progress.run_id}))
         log.info("epoch %d/%d  train loss %.4f acc %.4f | val loss %.4f acc %.4f | lr %.2e | %.1fs%s",
                  epoch, settings.epochs, stats["train_loss"], stats["train_accuracy"], val_loss,
                  val_accuracy, lr, stats["seconds"], "  *best*" if improved else "")
+        progress.end_epoch(history)
+    progress.finishing()
     # Rank 0 calibrates, tests, publishes and prunes; the others wait for its outcome.
     return on_main(world, lambda: finish(settings, device, train, val, test, history, best, world),
                    errors=(CheckpointError,))
 
 
 def finish(settings, device, train, val, test, history, best, world: World = World()) -> int:
-    """Calibrate the best epoch's model on the validation split, test it once, publish it with its metrics, and
-    mark the run completed."""
+    """Calibrate the best epoch's model on the validation split, test it once, publish it with its metrics (as
+    latest.json's model when PUBLISH_IF lets it), and mark the run completed."""
     run_folder = run_dir(settings.artifacts_dir)
     best_checkpoint = load_checkpoint(run_folder / "best.pt")
     model = best_checkpoint.build_model(device).to(memory_format=torch.channels_last)
-    tested = evaluate(model, test, device)
-    temperature, calibration = calibration_report(evaluate(model, val, device), tested)
+    tested, validated = evaluate(model, test, device), evaluate(model, val, device)
+    temperature, calibration = calibration_report(validated, tested)
+    split = split_record(val, settings.split_seed)
+    decision = decide(settings.publish_if, settings.artifacts_dir, val, split, validated.accuracy, device)
     sizes = {"train": len(train), "val": len(val), "test": len(test)}
     metrics = build_metrics(model, settings, device, sizes, history, best, classification_report(tested))
     metrics["calibration"] = calibration
     metrics["world_size"] = world.size  # processes that trained it (torchrun), each on BATCH_SIZE / N per step
     metrics["per_rank_batch_size"] = per_rank_batch(settings.batch_size, world)
     metrics["distributed_backend"] = world.backend
+    metrics["validation_split"] = split
     checkpoint = build_checkpoint(model, hyperparameters=settings.recipe(), epoch=best["epoch"], metrics={
         key: metrics[key] for key in ("test_accuracy", "test_loss", "macro_f1", "val_accuracy", "best_epoch")},
-        temperature=temperature)
+        temperature=temperature, extra={"validation_split": split})
     metrics["model_version"] = checkpoint["model_version"]
     metrics["created_at"] = checkpoint["created_at"]
-    published = publish_model(settings.artifacts_dir, checkpoint, metrics)
+    metrics["publication"] = decision.record()
+    published = publish_model(settings.artifacts_dir, checkpoint, metrics, make_latest=decision.latest)
     last = load_checkpoint(run_folder / "last.pt").data
     last.update(completed=True, published_version=published.model_version)
     save_checkpoint(run_folder / "last.pt", last)
     prune_models(settings.artifacts_dir, settings.keep_models, settings.serving_dir)  # retention: KEEP_MODELS
-    log.info("published %s: test accuracy %.4f, macro F1 %.4f (best epoch %d, val accuracy %.4f); temperature %.3f, "
-             "test ECE %.4f -> %.4f", published.model_version, metrics["test_accuracy"], metrics["macro_f1"],
-             best["epoch"], best["val_accuracy"], temperature, calibration["test"]["before"]["ece"],
+    log.info("%s %s: test accuracy %.4f, macro F1 %.4f (best epoch %d, val accuracy %.4f); temperature %.3f, "
+             "test ECE %.4f -> %.4f", "published" if decision.latest else "kept on disk, NOT made latest:",
+             published.model_version, metrics["test_accuracy"], metrics["macro_f1"], best["epoch"],
+             best["val_accuracy"], temperature, calibration["test"]["before"]["ece"],
              calibration["test"]["after"]["ece"])
+    (log.info if decision.latest else log.warning)("PUBLISH_IF=%s: %s", settings.publish_if, decision.reason)
     return 0
 
 

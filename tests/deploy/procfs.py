@@ -1,7 +1,8 @@
 """Is a process still running? Read from /proc, so zombies (exited, not yet reaped) count as gone."""
 
-import time
 from pathlib import Path
+
+from tests.waiting import DEADLINE_S, wait_until
 
 
 def _stat_fields(pid: int | str) -> list[str] | None:
@@ -27,12 +28,13 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
-def assert_all_gone(groups: dict[str, int], timeout: float = 5.0) -> None:
-    """Every process group in ``groups`` (name -> pgid) is empty, allowing a moment for reaping."""
-    deadline = time.monotonic() + timeout
-    while left := {name: members for name, pgid in groups.items() if (members := group_members(pgid))}:
-        assert time.monotonic() < deadline, f"still running: {left}"
-        time.sleep(0.1)
+def assert_all_gone(groups: dict[str, int], timeout: float = DEADLINE_S) -> None:
+    """Every process group in ``groups`` (name -> pgid) empties (workers may take a while to exit and be reaped)."""
+
+    def left() -> dict[str, list[int]]:
+        return {name: members for name, pgid in groups.items() if (members := group_members(pgid))}
+
+    wait_until(lambda: not left(), f"these processes to exit: {left()}", timeout)
 
 
 def processes_with_env(entry: str) -> list[int]:

@@ -50,14 +50,26 @@ def test_the_stack_has_redis_the_edge_and_the_three_services_built_from_their_do
         assert base[name]["pull_policy"] == "build", "our image names must never be looked up in a registry"
 
 
-def test_torch_comes_from_pips_default_index_unless_an_index_is_set(base):
-    """Empty = pip's own index and configuration (mirrors included); the repository names no package index."""
-    for name in ("trainer", "inference"):
-        assert base[name]["build"]["args"]["TORCH_INDEX_URL"] == ""
+def test_the_trainer_gets_cpu_only_torch_and_the_inference_service_no_torch_by_default(base):
+    """PyTorch's CPU-only wheels for the trainer unless TORCH_INDEX_URL says otherwise (empty: pip's default); the
+    CPU inference image has no torch at all, so it takes no torch index."""
+    assert base["trainer"]["build"]["args"]["TORCH_INDEX_URL"] == "https://download.pytorch.org/whl/cpu"
     chosen = compose_config(BASE_FILE, env={"TORCH_INDEX_URL": "https://wheels.example/cpu"})["services"]
-    assert {chosen[name]["build"]["args"]["TORCH_INDEX_URL"] for name in ("trainer", "inference")} == \
-        {"https://wheels.example/cpu"}
-    assert "args" not in base["frontend"]["build"] or "TORCH_INDEX_URL" not in base["frontend"]["build"]["args"]
+    assert chosen["trainer"]["build"]["args"]["TORCH_INDEX_URL"] == "https://wheels.example/cpu"
+    assert base["inference"]["build"]["dockerfile"] == "services/inference/Dockerfile"
+    for name in ("inference", "frontend"):
+        assert "TORCH_INDEX_URL" not in (base[name]["build"].get("args") or {})
+
+
+def test_python_services_run_hardened(base):
+    """Read-only root file system with a small /tmp in memory, no privilege gain, no capabilities."""
+    for name in ("trainer", "inference", "frontend", "edge"):
+        service = base[name]
+        assert service["read_only"] is True, name
+        assert [entry.split(":")[0] for entry in service["tmpfs"]] == ["/tmp"], name
+        assert service["security_opt"] == ["no-new-privileges:true"], name
+        assert service["cap_drop"] == ["ALL"], name
+        assert "cap_add" not in service and not service.get("privileged"), name
 
 
 def test_named_volumes_trainer_writes_artifacts_and_inference_reads_them_only(base):
@@ -99,7 +111,31 @@ def test_servers_listen_on_all_container_interfaces_and_find_each_other_by_servi
     assert base["frontend"]["environment"]["INFERENCE_URL"] == "http://inference:8000"
     assert base["frontend"]["environment"]["REDIS_URL"] == "redis://redis:6379/0"
     for name in ("inference", "frontend"):  # the client address behind the edge (see the comment in the file)
-        assert base[name]["environment"]["FORWARDED_ALLOW_IPS"] == "*"
+        assert base[name]["environment"]["FORWARDED_ALLOW_IPS"] == "10.89.213.0/24", "the stack's network, not *"
+    subnet = compose_config(BASE_FILE)["networks"]["default"]["ipam"]["config"]
+    assert subnet == [{"subnet": "10.89.213.0/24"}], "a fixed range, so the setting can name it"
+    other = compose_config(BASE_FILE, env={"STACK_SUBNET": "172.31.250.0/24"})
+    assert other["networks"]["default"]["ipam"]["config"] == [{"subnet": "172.31.250.0/24"}]
+    assert {other["services"][name]["environment"]["FORWARDED_ALLOW_IPS"] for name in ("inference", "frontend")} \
+        == {"172.31.250.0/24"}
+
+
+def test_security_settings_reach_the_services_and_the_edge(base):
+    """API keys and the admin token to the API, the page's own key to the page, the limits to the edge: empty keys
+    (open prediction endpoints, management disabled) and the services' own defaults unless .env says otherwise."""
+    from services.frontend.app.config import Settings as PageSettings
+    from services.inference.app.config import Settings as ApiSettings
+
+    api, page, edge = (base[name]["environment"] for name in ("inference", "frontend", "edge"))
+    assert api["API_KEYS"] == api["ADMIN_TOKEN"] == page["INFERENCE_API_KEY"] == ""
+    defaults = ApiSettings()
+    assert int(api["MIN_BODY_RATE"]) == defaults.min_body_rate and float(api["BODY_GRACE_S"]) == defaults.body_grace_s
+    assert PageSettings().inference_api_key.get_secret_value() == ""
+    assert edge == {"EDGE_RATE_LIMIT": "20r/s", "EDGE_RATE_BURST": "40", "EDGE_CONN_LIMIT": "20"}
+    chosen = compose_config(BASE_FILE, env={"API_KEYS": "a,b", "INFERENCE_API_KEY": "b", "EDGE_RATE_LIMIT": "5r/s"})
+    assert chosen["services"]["inference"]["environment"]["API_KEYS"] == "a,b"
+    assert chosen["services"]["frontend"]["environment"]["INFERENCE_API_KEY"] == "b"
+    assert chosen["services"]["edge"]["environment"]["EDGE_RATE_LIMIT"] == "5r/s"
 
 
 def test_healthchecks_and_start_order(base):
@@ -130,9 +166,16 @@ def test_trainer_is_a_one_shot_job_that_is_not_restarted_after_success(base):
 def test_trainer_defaults_in_compose_are_the_trainers_own_defaults(base):
     """A default spelled differently in compose would silently make `docker compose up` train another recipe."""
     env, defaults = base["trainer"]["environment"], TrainSettings()
-    for name in ("EPOCHS", "BATCH_SIZE", "LR", "SEED", "TRAIN_LIMIT", "KEEP_MODELS"):
+    for name in ("EPOCHS", "BATCH_SIZE", "LR", "SEED", "SPLIT_SEED", "TRAIN_LIMIT", "KEEP_MODELS", "PUBLISH_IF"):
         field = name.lower()
         assert type(getattr(defaults, field))(env[name]) == getattr(defaults, field), name
+
+
+def test_management_is_off_unless_an_admin_token_is_set_and_no_secret_is_written_down(base):
+    assert base["inference"]["environment"]["ADMIN_TOKEN"] == ""
+    chosen = compose_config(BASE_FILE, env={"ADMIN_TOKEN": "from-the-environment"})["services"]
+    assert chosen["inference"]["environment"]["ADMIN_TOKEN"] == "from-the-environment"
+    assert "ADMIN_TOKEN" not in base["trainer"]["environment"] and "ADMIN_TOKEN" not in base["frontend"]["environment"]
 
 
 def test_gpu_overlay_reserves_nvidia_gpus_and_builds_cuda_torch(merged, base):
@@ -143,6 +186,7 @@ def test_gpu_overlay_reserves_nvidia_gpus_and_builds_cuda_torch(merged, base):
         assert service["environment"]["DEVICE"] == "cuda"
         assert service["build"]["args"]["TORCH_INDEX_URL"] == ""  # pip's default index: a CUDA build on Linux
         assert service["image"].endswith(":gpu")
+        assert service["read_only"] is True and service["environment"]["CUDA_CACHE_PATH"].startswith("/tmp/")
         # The overlay changes only that: volumes, ports and health stay as in the base file.
         assert sorted(service.get("volumes", [])) == sorted(base[name].get("volumes", []))
         assert service.get("ports") == base[name].get("ports")
@@ -151,6 +195,9 @@ def test_gpu_overlay_reserves_nvidia_gpus_and_builds_cuda_torch(merged, base):
     assert {k: v for k, v in merged["frontend"].items() if k != "pull_policy"} == \
         {k: v for k, v in base["frontend"].items() if k != "pull_policy"}
     assert base["trainer"]["environment"]["DEVICE"] == "cpu"
+    # The inference service becomes the torch image; the trainer keeps its Dockerfile with the CUDA build.
+    assert merged["inference"]["build"]["dockerfile"] == "services/inference/Dockerfile.torch"
+    assert merged["trainer"]["build"]["dockerfile"] == base["trainer"]["build"]["dockerfile"]
 
 
 def test_gpu_overlay_is_also_a_valid_compose_file_on_its_own():

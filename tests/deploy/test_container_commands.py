@@ -11,7 +11,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ import requests
 
 from tests.deploy.helpers import BASE_FILE, compose_config, parse_dockerfile
 from tests.processes import REPO_ROOT, ServerProcess, free_port
+from tests.waiting import wait_until
 
 
 def container_command(name: str) -> list[str]:
@@ -104,28 +104,25 @@ def test_trainer_command_publishes_a_model_the_api_switches_to_and_does_not_retr
                                                       "/app/serving": serving}),
            "EPOCHS": "1", "VAL_SIZE": "100", "BATCH_SIZE": "64", "NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
     first = subprocess.run(container_command("trainer"), cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-                           timeout=120)
+                           timeout=600)
     assert first.returncode == 0, first.stderr[-2000:]
     version = json.loads((artifacts / "latest.json").read_text())["model_version"]
     assert (artifacts / "models" / f"{version}.pt").is_file()
 
     # The API polls the manifest and hot-reloads the trained model.
     _, url = inference
-    deadline = time.monotonic() + 20
-    while (model := requests.get(f"{url}/metrics", timeout=5).json()["model"])["version"] != version:
-        assert time.monotonic() < deadline, f"the API still serves {model}"
-        time.sleep(0.3)
+    model = wait_until(lambda: (served := requests.get(f"{url}/metrics", timeout=5).json()["model"])["version"] ==
+                       version and served, "the API to serve the trained model")
     assert model["source"] == "artifacts"
     # ... and records it in the serving volume (written right after the swap), where the trainer's retention looks.
     expected = {("artifacts", f"models/{version}.pt")}  # one record per worker process, all naming it
-    while (records := {(record["source"], record["checkpoint"]) for record in
-                       map(json.loads, (path.read_text() for path in serving.glob("*.json")))}) != expected:
-        assert time.monotonic() < deadline, records
-        time.sleep(0.1)
+    wait_until(lambda: {(record["source"], record["checkpoint"]) for record in
+                        map(json.loads, (path.read_text() for path in serving.glob("*.json")))} == expected,
+               f"serving records naming {expected}")
 
     # A second `docker compose up` (RETRAIN=0): the trainer sees the finished run and exits 0 without training.
     second = subprocess.run(container_command("trainer"), cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-                            timeout=120)
+                            timeout=600)
     assert second.returncode == 0, second.stderr[-2000:]
     assert "already finished" in second.stderr and "RETRAIN=1" in second.stderr
     assert json.loads((artifacts / "latest.json").read_text())["model_version"] == version

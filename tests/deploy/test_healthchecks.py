@@ -4,12 +4,12 @@ inference server that has no model yet (/ready 503, /health 200) and then gets o
 import shutil
 import subprocess
 import sys
-import time
 
 import pytest
 
 from tests.deploy.helpers import BASE_FILE, compose_config
 from tests.processes import REPO_ROOT, InferenceServer, free_port
+from tests.waiting import wait_until
 
 
 def health_command(service: str) -> list[str]:
@@ -41,10 +41,7 @@ def test_checks_follow_the_servers_answers(server_without_model, default_model_d
     assert alive.returncode == 0 and "/health answered 200" in alive.stdout
 
     shutil.copytree(default_model_dir, artifacts, dirs_exist_ok=True)  # a model is published: ready
-    deadline = time.monotonic() + 30
-    while (ready := run_check("inference", port)).returncode != 0:
-        assert time.monotonic() < deadline, ready.stdout
-        time.sleep(0.3)
+    ready = wait_until(lambda: (check := run_check("inference", port)).returncode == 0 and check, "the check to pass")
     assert "/ready answered 200" in ready.stdout
 
 

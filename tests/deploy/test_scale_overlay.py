@@ -33,10 +33,13 @@ def test_inference_can_run_as_several_containers(scaled):
 
 def test_the_page_reaches_the_api_through_the_edge_and_the_edge_finds_the_replicas_by_service_name(scaled, base):
     assert base["frontend"]["environment"]["INFERENCE_URL"] == "http://inference:8000"
-    assert scaled["frontend"]["environment"]["INFERENCE_URL"] == "http://edge:8000"
+    assert scaled["frontend"]["environment"]["INFERENCE_URL"] == "http://edge:8080", "the API's unlimited port"
     assert "edge" not in scaled["frontend"].get("depends_on", {}), "the edge depends on the page: no cycle"
     conf = (REPO_ROOT / "deploy" / "nginx" / "nginx.conf").read_text(encoding="utf-8")
     assert re.search(r"set \$inference http://inference:8000;", conf), "the service name, resolved while running"
+    api_server = conf[conf.index("listen 8000;"):conf.index("listen 5000;")]
+    assert "listen 8080;" in api_server and re.search(r'map \$server_port \$limit_key \{\s*8080 "";', conf), \
+        "port 8080 is the API without per-client limits (an empty key)"
     assert re.search(r"resolver \S+ valid=5s", (REPO_ROOT / "deploy" / "nginx" / "start.sh").read_text())
 
 
@@ -52,5 +55,5 @@ def test_the_overlay_changes_nothing_else(scaled, base):
             service.pop("pull_policy", None)
             service["volumes"] = set(service.get("volumes", []))
         if name == "frontend":
-            before["environment"] = {**before["environment"], "INFERENCE_URL": "http://edge:8000"}
+            before["environment"] = {**before["environment"], "INFERENCE_URL": "http://edge:8080"}
         assert after == before, name

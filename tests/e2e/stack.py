@@ -1,15 +1,16 @@
 """The stack the end-to-end tests drive: Redis, the inference API and the web page as real processes."""
 
-import time
 from pathlib import Path
 
 import requests
 
 from tests.processes import InferenceServer, RedisServer, ServerProcess, free_port, python_command
+from tests.waiting import wait_until
 
 
 class Stack:
-    """Redis + inference + frontend as real processes (each its own process group)."""
+    """Redis + inference + frontend as real processes (each its own process group). The page's Redis and API
+    timeouts are generous: on a busy machine an expected cache hit must not become a miss (0.2 s by default)."""
 
     def __init__(self, tiny_artifacts: Path, tiny_data_dir: Path, workdir: Path) -> None:
         self.redis = RedisServer(workdir)
@@ -20,7 +21,8 @@ class Stack:
         self.page_process = ServerProcess(
             python_command("-m", "services.frontend"), f"{self.page}/health",
             {"HOST": "127.0.0.1", "PORT": str(page_port), "INFERENCE_URL": self.api, "REDIS_URL": self.redis.url,
-             "SECRET_KEY": "e2e-test-key"},
+             "SECRET_KEY": "e2e-test-key", "REDIS_TIMEOUT_S": "10", "API_READ_TIMEOUT_S": "30",
+             "API_HEALTH_TIMEOUT_S": "30"},
             workdir / "frontend.log")
 
     def start(self) -> "Stack":
@@ -42,8 +44,5 @@ class Stack:
 
 def wait_for_samples(api: str) -> int:
     """The API loads its test images in the background after it is ready."""
-    deadline = time.monotonic() + 20
-    while not (available := requests.get(f"{api}/metrics", timeout=5).json()["samples"]["available"]):
-        assert time.monotonic() < deadline, "the API never loaded its test images"
-        time.sleep(0.1)
-    return available
+    return wait_until(lambda: requests.get(f"{api}/metrics", timeout=5).json()["samples"]["available"],
+                      "the API's test images")

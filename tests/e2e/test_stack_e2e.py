@@ -147,4 +147,4 @@ def test_stopping_leaves_nothing_running(stack):
     """Last in this module: every process (gunicorn workers included) is gone after stopping."""
     groups = stack.process_groups()
     stack.stop()
-    assert_all_gone(groups, timeout=15)
+    assert_all_gone(groups)

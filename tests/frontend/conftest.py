@@ -70,13 +70,18 @@ def delete_prefixed(redis_url: str, prefixes: list[str]) -> None:
 
 @pytest.fixture
 def make_app(redis_server, inference_api) -> Iterator[Callable[..., Flask]]:
-    """Build the app with test settings: the tiny inference API, the private Redis, a fresh key prefix."""
+    """Build the app with test settings: the tiny inference API, the private Redis, a fresh key prefix.
+
+    No expiry or timeout may race the machine: cached /metrics lasts an hour (a test about expiry deletes the key,
+    as its TTL would), API calls may take 30 s (/health's too), and a Redis call 10 s before the app gives up on
+    Redis (the default 0.2 s could pass on a busy machine and turn an expected cache hit into a miss). A stopped
+    Redis or API still fails at once (connection refused)."""
     prefixes: list[str] = []
 
     def factory(**overrides) -> Flask:
         values = dict(inference_url=inference_api, redis_url=redis_server.url, cache_prefix=new_prefix(),
-                      secret_key="test-secret", redis_retry_s=0.0, api_connect_timeout_s=1.0,
-                      api_read_timeout_s=5.0)
+                      secret_key="test-secret", redis_retry_s=0.0, redis_timeout_s=10.0, metrics_ttl_s=3600,
+                      api_connect_timeout_s=5.0, api_read_timeout_s=30.0, api_health_timeout_s=30.0)
         settings = Settings(**{**values, **overrides})
         prefixes.append(settings.cache_prefix)
         app = create_app(settings)
@@ -97,7 +102,8 @@ class Frontend:
 @pytest.fixture(scope="session")
 def frontend_server(request, tmp_path_factory) -> Iterator[Frontend]:
     """The real ``python -m services.frontend`` (gunicorn, 2 workers) in front of the real default model, or the
-    page at ``FRONTEND_URL``."""
+    page at ``FRONTEND_URL``. Its Redis and API timeouts are generous, as in ``make_app``: a busy machine makes it
+    slower, never a cache miss or an error."""
     if os.environ.get("FRONTEND_URL"):
         api_url = os.environ.get("FRONTEND_API_URL")
         assert api_url, "FRONTEND_URL needs FRONTEND_API_URL: the inference API that page uses"
@@ -109,7 +115,8 @@ def frontend_server(request, tmp_path_factory) -> Iterator[Frontend]:
     prefix = new_prefix()
     env = {"PORT": str(port), "HOST": "127.0.0.1", "INFERENCE_URL": real_inference_api,
            "REDIS_URL": redis_server.url, "CACHE_PREFIX": prefix, "SECRET_KEY": "e2e-secret", "WORKERS": "2",
-           "THREADS": "4"}
+           "THREADS": "4", "REDIS_TIMEOUT_S": "10", "API_CONNECT_TIMEOUT_S": "5", "API_READ_TIMEOUT_S": "30",
+           "API_HEALTH_TIMEOUT_S": "30"}
     log = tmp_path_factory.mktemp("fe-gunicorn") / "frontend.log"
     server = ServerProcess([sys.executable, "-m", "services.frontend"], f"http://127.0.0.1:{port}/health",
                            env=env, log_path=log).start()

@@ -21,6 +21,10 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 pytestmark = pytest.mark.slow
+# Playwright's waits (actions 30 s, ``expect`` 5 s by default) are deadlines on conditions, never sleeps; a page that
+# renders in well under a second here may take seconds on a busy machine, so every wait gets two minutes.
+WAIT_MS = 120_000
+expect.set_options(timeout=WAIT_MS)
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +39,7 @@ def browser():
 
 def open_page(browser, url: str, width: int) -> tuple[Page, list[str]]:
     page = browser.new_page(viewport={"width": width, "height": 900})
+    page.set_default_timeout(WAIT_MS)
     problems: list[str] = []
     page.on("pageerror", lambda error: problems.append(str(error)))
     page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
@@ -170,12 +175,13 @@ def test_documentation_screenshot(browser, frontend_server):
 def test_everything_works_without_javascript(browser, frontend_server):
     """The forms are real forms: without the script, each click loads a full server-rendered page."""
     context = browser.new_context(java_script_enabled=False)
+    context.set_default_timeout(WAIT_MS)
     page = context.new_page()
     page.goto(frontend_server.url + "/")
     shown = page.get_by_test_id("sample-index").inner_text()
     for _ in range(10):
-        page.get_by_role("button", name="Random sample").click()
-        page.wait_for_load_state()
+        with page.expect_navigation():  # the new page has loaded before it is read, however long that takes
+            page.get_by_role("button", name="Random sample").click()
         if page.get_by_test_id("sample-index").inner_text() != shown:
             break
     assert page.get_by_test_id("sample-index").inner_text() != shown
@@ -184,8 +190,8 @@ def test_everything_works_without_javascript(browser, frontend_server):
     png = base64.b64decode(requests.get(f"{frontend_server.inference_url}/samples/2", timeout=5)
                            .json()["image_png_base64"])
     page.set_input_files("#file-input", files=[{"name": "plain-form.png", "mimeType": "image/png", "buffer": png}])
-    page.get_by_role("button", name="Classify picture").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Classify picture").click()
     assert page.url.endswith("/predict")
     expect(page.locator("#upload-result figure")).to_contain_text("plain-form.png")
     context.close()

@@ -5,7 +5,6 @@ test images is ``python -m bench onnx_parity``.
 """
 
 import shutil
-import time
 
 import numpy as np
 import pytest
@@ -19,6 +18,7 @@ from shared.checkpoint import build_checkpoint, load_checkpoint
 from shared.model import FashionMNISTModelV2
 from shared.onnx_export import graph_path, write_onnx
 from tests.inference.helpers import encode, files
+from tests.waiting import wait_until
 
 CPU = torch.device("cpu")
 
@@ -119,10 +119,7 @@ def test_a_hot_swapped_model_serves_with_its_own_graph(start_server, tmp_path, p
         with torch.no_grad():
             model.classifier[1].bias.add_(0.5)
         new = publish_model(artifacts, build_checkpoint(model, hyperparameters={}, epoch=2, metrics={}), {})
-        for _ in range(100):
-            model_info = requests.get(f"{url}/metrics", timeout=10).json()["model"]
-            if model_info["version"] == new.model_version:
-                break
-            time.sleep(0.1)
-        assert model_info["version"] == new.model_version and model_info["backend"] == "onnx"
+        model_info = wait_until(lambda: (info := requests.get(f"{url}/metrics", timeout=10).json()["model"])[
+            "version"] == new.model_version and info, "the new model")
+        assert model_info["backend"] == "onnx"
         assert model_info["temperature"] == 1.0 and model_info["calibrated"] is False

@@ -10,6 +10,7 @@ import requests
 from PIL import Image
 
 from tests.inference.helpers import encode
+from tests.waiting import wait_until
 
 GOOD = [[0] * 28 for _ in range(28)]
 JSON = {"content-type": "application/json"}
@@ -126,10 +127,5 @@ def test_the_server_still_predicts_after_all_that(default_server):
     assert 'status="413"' in counted and 'status="5' not in counted  # no bad input ever became a 5xx
 
 
-def _wait_for_samples(url: str, timeout: float = 30) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while requests.get(f"{url}/metrics", timeout=5).json()["samples"]["available"] == 0:
-        assert time.monotonic() < deadline, "test images never loaded"
-        time.sleep(0.1)
+def _wait_for_samples(url: str) -> None:
+    wait_until(lambda: requests.get(f"{url}/metrics", timeout=5).json()["samples"]["available"], "the test images")

@@ -1,28 +1,23 @@
 """Readiness and hot reload against real servers: models appear, change and break while requests run."""
 
+import gc
 import json
 import shutil
 import threading
-import time
+import weakref
 
 import requests
 import torch
+from fastapi.testclient import TestClient
 
+from services.inference.app.config import Settings
+from services.inference.app.main import create_app
 from shared.artifacts import MANIFEST_NAME, publish_model, read_manifest
 from shared.atomic import write_json_atomic
 from shared.checkpoint import build_checkpoint, load_checkpoint
+from tests.waiting import wait_until
 
 PIXELS = [[(row * 28 + col) % 256 for col in range(28)] for row in range(28)]
-
-
-def _wait_until(condition, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def _republish_changed(artifacts_dir, from_version: str | None = None) -> str:
@@ -55,15 +50,15 @@ def test_not_ready_without_any_model_then_ready_once_one_is_published(start_serv
             assert answer.status_code == 503 and answer.json()["error"] == "not_ready"
         assert requests.get(f"{url}/health", timeout=5).status_code == 200
         assert requests.get(f"{url}/metrics", timeout=5).json()["model"] is None
-        samples = _wait_until(lambda: (answer := requests.get(f"{url}/samples/0", timeout=5).json())["detail"] !=
-                              "the test images are still loading" and answer, what="the samples' loading to fail")
+        samples = wait_until(lambda: (answer := requests.get(f"{url}/samples/0", timeout=5).json())["detail"] !=
+                             "the test images are still loading" and answer, "the samples' loading to fail")
         assert samples["error"] == "samples_unavailable" and "DATA_DIR/FashionMNIST/raw" in samples["detail"]  # where
         assert str(tmp_path) not in samples["detail"], "no server path in answers"
 
         shutil.copytree(tiny_artifacts / "models", artifacts / "models")  # files first, manifest last
         shutil.copy(tiny_artifacts / MANIFEST_NAME, artifacts / MANIFEST_NAME)
         version = read_manifest(artifacts).model_version
-        _wait_until(lambda: requests.get(f"{url}/ready", timeout=5).status_code == 200, what="ready")
+        wait_until(lambda: requests.get(f"{url}/ready", timeout=5).status_code == 200, "ready")
         assert requests.get(f"{url}/ready", timeout=5).json() == {"status": "ready", "model_version": version}
         assert requests.post(f"{url}/predict", json={"pixels": PIXELS}, timeout=5).json()["model_version"] == version
 
@@ -95,12 +90,12 @@ def test_hot_reload_under_load_never_fails_a_request_and_refuses_a_corrupt_model
         threads = [threading.Thread(target=hammer, args=(route,)) for route in ["/predict"] * 4 + ["/explain"]]
         for thread in threads:
             thread.start()
-        try:
-            time.sleep(0.5)
+        try:  # the swap happens while every route is answering: before it, each has answered with the old model
+            wait_until(lambda: counts[0] > 20 and all(old_version in seen for seen in versions.values()),
+                       "answers from the old model on every route")
             new_version = _republish_changed(artifacts)
             assert new_version != old_version
-            _wait_until(lambda: all(new_version in seen for seen in versions.values()), what="the new version")
-            time.sleep(0.3)
+            wait_until(lambda: all(new_version in seen for seen in versions.values()), "the new version")
         finally:
             stop.set()
             for thread in threads:
@@ -112,8 +107,8 @@ def test_hot_reload_under_load_never_fails_a_request_and_refuses_a_corrupt_model
         bad.write_bytes(b"this is not a checkpoint" * 100)
         write_json_atomic(artifacts / MANIFEST_NAME, {"model_version": "broken", "checkpoint": "models/broken.pt",
                                                       "metrics": "models/broken.metrics.json"})
-        reload = _wait_until(lambda: requests.get(f"{url}/metrics", timeout=5).json()["reload"]["rejected"],
-                             what="the rejection in /metrics")
+        reload = wait_until(lambda: requests.get(f"{url}/metrics", timeout=5).json()["reload"]["rejected"],
+                            "the rejection in /metrics")
         assert reload[0]["path"] == "models/broken.pt" and "not a readable checkpoint" in reload[0]["error"]
         assert reload[0]["error"].startswith("ARTIFACTS_DIR/models/broken.pt: ") and reload[0]["at"]
         metrics = requests.get(f"{url}/metrics", timeout=5).json()
@@ -129,7 +124,28 @@ def test_hot_reload_under_load_never_fails_a_request_and_refuses_a_corrupt_model
 
         # A good publication after it: the error is over (last_error clears), the history stays.
         fixed_version = _republish_changed(artifacts, from_version=new_version)
-        _wait_until(lambda: requests.get(f"{url}/ready", timeout=5).json()["model_version"] == fixed_version,
-                    what="the good model after the broken one")
+        wait_until(lambda: requests.get(f"{url}/ready", timeout=5).json()["model_version"] == fixed_version,
+                   "the good model after the broken one")
         reload = requests.get(f"{url}/metrics", timeout=5).json()["reload"]
         assert reload["last_error"] is None and [entry["path"] for entry in reload["rejected"]] == ["models/broken.pt"]
+
+
+def test_swapped_out_models_are_freed(tiny_artifacts, tmp_path):
+    """Exact where memory figures are noisy (tests/reliability/test_model_swaps.py): after swaps with predictions
+    and explanations on every model, only the serving model, with its ONNX Runtime session, is left in the process."""
+    artifacts = tmp_path / "artifacts"
+    shutil.copytree(tiny_artifacts, artifacts)
+    settings = Settings(artifacts_dir=artifacts, default_model_dir=tmp_path / "none", data_dir=tmp_path / "none",
+                        download=False, device="cpu", reload_interval_s=0.1, threads=1)
+    served = []
+    with TestClient(create_app(settings)) as client:
+        store = client.app.state.services.store
+        for _ in range(5):
+            version = _republish_changed(artifacts)
+            wait_until(lambda version=version: store.current.version == version, f"{version} to be served")
+            for route in ("/predict", "/explain"):
+                assert client.post(route, json={"pixels": PIXELS}).json()["model_version"] == version
+            served.append((weakref.ref(store.current), weakref.ref(store.current.backend)))
+        gc.collect()
+        alive = [(model() is not None, backend() is not None) for model, backend in served]
+        assert alive == [(False, False)] * 4 + [(True, True)]

@@ -9,7 +9,8 @@ import requests
 
 from services.inference.app.config import Settings
 from shared.artifacts import read_manifest
-from tests.inference.test_reload import PIXELS, _republish_changed, _wait_until
+from tests.inference.test_reload import PIXELS, _republish_changed
+from tests.waiting import wait_until
 
 
 def test_default_replica_name_is_the_host_name(monkeypatch):
@@ -58,8 +59,9 @@ def test_every_answer_names_the_replica_and_versioned_ones_the_model_that_comput
         for thread in threads:
             thread.start()
         try:
+            wait_until(lambda: version in seen, "answers from the old model under load")
             new_version = _republish_changed(artifacts)
-            _wait_until(lambda: new_version in seen, what="the new version")
+            wait_until(lambda: new_version in seen, "the new version")
         finally:
             stop.set()
             for thread in threads:

@@ -1,7 +1,6 @@
 """The plain functions and the app in-process (FastAPI TestClient, lifespan included): no server needed."""
 
 import io
-import time
 
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ from services.inference.app.config import Settings
 from services.inference.app.images import PictureTooLarge, decode_picture
 from services.inference.app.main import create_app
 from shared.picture import WORKING_SIDE
+from tests.waiting import wait_until
 
 
 def test_top_k_result_orders_classes_and_names_them():
@@ -59,13 +59,12 @@ def test_samples_answer_503_with_the_reason_when_the_data_set_is_missing(tmp_pat
     settings = Settings(artifacts_dir=tmp_path / "a", default_model_dir=tmp_path / "d", data_dir=tmp_path / "none",
                         download=False, device="cpu")
     with TestClient(create_app(settings)) as client:
-        deadline = time.monotonic() + 10
-        while True:
+        def failed_to_load():
             response = client.get("/samples/random")
             assert response.status_code == 503 and response.json()["error"] == "samples_unavailable"
-            if "could not be loaded" in response.json()["detail"] or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+            return "could not be loaded" in response.json()["detail"] and response
+
+        response = wait_until(failed_to_load, "the samples' loading to fail")
         assert "FashionMNIST not found" in response.json()["detail"]
         assert client.get("/samples/3").json()["error"] == "samples_unavailable"
         assert client.get("/metrics").json()["samples"] == {"available": 0}

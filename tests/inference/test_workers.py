@@ -4,13 +4,13 @@ add up every worker's requests."""
 import contextlib
 import json
 import shutil
-import time
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.inference.helpers import encode, files
 from tests.inference.test_reload import _republish_changed
+from tests.waiting import wait_until
 
 
 def _records(serving) -> list[dict]:
@@ -19,14 +19,6 @@ def _records(serving) -> list[dict]:
         with contextlib.suppress(OSError, ValueError):  # being replaced right now
             records.append(json.loads(path.read_text()))
     return records
-
-
-def _until(condition, what: str, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return value
 
 
 def _requests_counted(url: str) -> float:
@@ -45,7 +37,7 @@ def test_two_workers_each_serve_and_reload_their_model_and_metrics_add_up(start_
     with start_server(ARTIFACTS_DIR=artifacts, DEFAULT_MODEL_DIR=tmp_path / "none", DATA_DIR=tmp_path / "none",
                       SERVING_DIR=serving, RELOAD_INTERVAL_S="0.2", WORKERS="2",
                       PROMETHEUS_MULTIPROC_DIR=metrics_dir) as url:
-        records = _until(lambda: len(_records(serving)) == 2 and _records(serving), "two serving records")
+        records = wait_until(lambda: len(_records(serving)) == 2 and _records(serving), "two serving records")
         assert len({record["pid"] for record in records}) == 2  # two processes, each with its model loaded
         assert not (metrics_dir / "counter_999999.db").exists()  # emptied before the workers started
 
@@ -57,7 +49,7 @@ def test_two_workers_each_serve_and_reload_their_model_and_metrics_add_up(start_
         assert _requests_counted(url) == sent  # every worker's requests, whichever answers the scrape
 
         version = _republish_changed(artifacts)
-        _until(lambda: [r["model_version"] for r in _records(serving)] == [version, version], "both reloaded")
+        wait_until(lambda: [r["model_version"] for r in _records(serving)] == [version, version], "both reloaded")
         for _ in range(10):  # new connections land on either worker: all answer with the new model
             assert requests.post(f"{url}/predict", files=files([image]), timeout=10).json()["model_version"] == version
         text = requests.get(f"{url}/metrics/prometheus", timeout=10).text

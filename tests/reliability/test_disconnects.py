@@ -7,15 +7,15 @@ import requests
 
 from tests.reliability.clients import JSON_BODY, abort, exchange, partial_upload, status_of
 from tests.reliability.conftest import count, prometheus, server_errors, server_log
+from tests.waiting import wait_until
 
 CLIENTS = 200
+UNRELATED = 100  # requests of an unrelated client while the dropped ones are being cleaned up
 
 
-def _wait_for(condition, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
+def in_progress(url: str) -> float:
+    """Requests inside the server, the scrape that asks included."""
+    return count(prometheus(url), "inference_http_requests_in_progress")
 
 
 def test_clients_dropping_mid_body_are_counted_as_499_not_as_server_errors(server, log_dir, figures):
@@ -26,12 +26,12 @@ def test_clients_dropping_mid_body_are_counted_as_499_not_as_server_errors(serve
     # log names that address, so the proxy headers reach the app).
     sockets = [partial_upload(server, headers={"X-Forwarded-For": "203.0.113.9"} if i == 0 else None)
                for i in range(CLIENTS)]
-    time.sleep(0.5)  # every request has reached the app and waits for the rest of its body
+    wait_until(lambda: in_progress(server) >= CLIENTS + 1, "every upload to be inside the app, waiting for its body")
     with requests.Session() as session:
         for i, sock in enumerate(sockets):
             sock.close() if i % 2 else abort(sock)
-        started, slowest = time.monotonic(), 0.0
-        while time.monotonic() - started < 2.0:  # meanwhile, an unrelated client
+        slowest = 0.0
+        for _ in range(UNRELATED):  # meanwhile, an unrelated client
             sent = time.perf_counter()
             answer = session.post(f"{server}/predict", data=JSON_BODY, timeout=10,
                                   headers={"Content-Type": "application/json"})
@@ -42,7 +42,7 @@ def test_clients_dropping_mid_body_are_counted_as_499_not_as_server_errors(serve
         dropped = count(samples, "inference_http_requests_total", route="/predict", status="499") - dropped_before
         return dropped + count(samples, "inference_http_requests_total", route="/predict", status="500") >= CLIENTS
 
-    _wait_for(settled)
+    wait_until(settled, "every dropped request to be counted")
     after = prometheus(server)
     assert server_errors(after) == server_errors(before) == 0
     assert count(after, "inference_http_requests_total", route="/predict", status="499") - dropped_before == CLIENTS
@@ -59,6 +59,6 @@ def test_a_bad_chunk_size_is_a_400_and_never_a_server_error(server):
     answer = exchange(server, b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                               b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n")
     assert status_of(answer) == 400, answer
-    time.sleep(0.5)
+    wait_until(lambda: in_progress(server) == 1, "the broken request to be done with (and counted, if it was one)")
     assert server_errors(prometheus(server)) == server_errors(before) == 0
     assert requests.get(f"{server}/health", timeout=5).status_code == 200

@@ -17,11 +17,18 @@ import requests
 
 from tests.reliability.clients import JSON_BODY, abort, body_of, exchange, partial_upload, send_only, status_of
 from tests.reliability.conftest import count, prometheus, server_errors
+from tests.waiting import wait_until
 
 API, PAGE = os.environ.get("EDGE_API_URL", ""), os.environ.get("EDGE_PAGE_URL", "")
 pytestmark = pytest.mark.skipif(not (API and PAGE), reason="needs the compose stack: make compose-smoke sets "
                                                            "EDGE_API_URL and EDGE_PAGE_URL")
 TIMEOUT_S = 10  # client_header_timeout and client_body_timeout
+# The edge closes slow clients after its own TIMEOUT_S, a timer that a busy machine delays by milliseconds, not
+# seconds; nginx's default would be 60 s. A close measured under 30 s is the edge's, whatever the machine's load.
+CLOSED_WITHIN_S = 30
+GIVE_UP_S = 75  # the clients wait this long at most: beyond nginx's default, so a wrong setting is measured
+# Others are served meanwhile: an edge that made them wait for the slow clients would take TIMEOUT_S to answer.
+SERVED_WITHIN_MS = TIMEOUT_S * 1000 / 2
 SLOW_CLIENTS = 50
 
 
@@ -32,7 +39,7 @@ def _json_error(answer: bytes, status: int, error: str) -> None:
     assert body["error"] == error and body["detail"], body
 
 
-def _closed_after(sock, trickle: bytes = b"", limit: float = TIMEOUT_S + 5) -> float:
+def _closed_after(sock, trickle: bytes = b"", limit: float = GIVE_UP_S) -> float:
     """Seconds until the edge closes ``sock``, sending ``trickle`` every half second meanwhile (at most ``limit``)."""
     started = time.monotonic()
     sock.settimeout(0.5)
@@ -54,7 +61,7 @@ def _latency_ms(url: str, count_: int = 20) -> list[float]:
     with requests.Session() as session:
         for _ in range(count_):
             started = time.perf_counter()
-            assert session.get(f"{url}/health", timeout=5).status_code == 200
+            assert session.get(f"{url}/health", timeout=30).status_code == 200
             latencies.append((time.perf_counter() - started) * 1000)
     return latencies
 
@@ -75,33 +82,36 @@ def test_slow_headers_and_stalled_bodies_are_closed_by_the_edge_and_never_reach_
             sock = send_only(API, b"GET /health HTTP/1.1\r\nHost: edge\r\nX-Slow: ")
             headers.append(pool.submit(_closed_after, sock, b"x"))
         bodies = [pool.submit(_closed_after, partial_upload(API)) for _ in range(SLOW_CLIENTS)]
-        time.sleep(1)
+        # Every slow connection is established (the kernel finished its handshake) before this client connects, and
+        # nginx accepts them in order, so it holds them all by the time it serves the first of these.
         during = _latency_ms(API)  # everyone else is served meanwhile
         header_s = [future.result() for future in headers]
         body_s = [future.result() for future in bodies]
     after = prometheus(API)
-    assert min(header_s) >= TIMEOUT_S - 1 and max(header_s) <= TIMEOUT_S + 3, header_s
-    assert min(body_s) >= TIMEOUT_S - 1 and max(body_s) <= TIMEOUT_S + 3, body_s
-    assert max(during) < 1000, during
-    # The stalled uploads were buffered by the edge and dropped there: the API never saw a request of theirs.
-    assert count(after, "inference_http_requests_total", route="/predict") == \
-        count(before, "inference_http_requests_total", route="/predict")
+    assert min(header_s) >= TIMEOUT_S - 1 and max(header_s) < CLOSED_WITHIN_S, header_s
+    assert min(body_s) >= TIMEOUT_S - 1 and max(body_s) < CLOSED_WITHIN_S, body_s
+    assert max(during) < SERVED_WITHIN_MS, during
+    # The API's bodies are passed on as they arrive (its MIN_BODY_RATE deadline cuts a trickle): each stalled upload
+    # ended there as the client's fault (the API's 408 or, when the edge's timeout came first, a 499), never a 5xx.
     assert server_errors(after) == server_errors(before) == 0
     figures["edge: slow clients"] = (f"{SLOW_CLIENTS} trickling headers closed after {min(header_s):.1f}-"
                                      f"{max(header_s):.1f} s, {SLOW_CLIENTS} stalled bodies after {min(body_s):.1f}-"
-                                     f"{max(body_s):.1f} s, none reached the API; /health meanwhile p50 "
+                                     f"{max(body_s):.1f} s, no server error; /health meanwhile p50 "
                                      f"{statistics.median(during):.1f} ms, max {max(during):.0f} ms")
 
 
 def test_clients_dropping_mid_body_never_reach_the_api():
-    before = prometheus(API)
+    """The API's bodies are streamed to it, so it sees those uploads end: as the client's fault, never as server
+    errors. One complete request after the drops must still be served, and once nothing is in progress any more
+    (every dropped upload has ended at the API) no server error was counted."""
     for i, sock in enumerate([partial_upload(API) for _ in range(SLOW_CLIENTS)]):
         sock.close() if i % 2 else abort(sock)
-    time.sleep(1)
-    after = prometheus(API)
-    assert count(after, "inference_http_requests_total", route="/predict") == \
-        count(before, "inference_http_requests_total", route="/predict")
-    assert server_errors(after) == 0
+    marker = requests.post(f"{API}/predict", data=JSON_BODY, headers={"Content-Type": "application/json"},
+                           timeout=30)
+    assert marker.status_code == 200, marker.text
+    wait_until(lambda: count(prometheus(API), "inference_http_requests_in_progress") <= 1,  # the scrape itself
+               "every dropped upload to end at the API")
+    assert server_errors(prometheus(API)) == 0
 
 
 def test_oversized_headers_and_request_lines_are_refused_in_json(figures):
@@ -125,7 +135,7 @@ def test_oversized_headers_and_request_lines_are_refused_in_json(figures):
     for answer in answers.values():
         _json_error(answer, 431, "headers_too_large")
     _json_error(exchange(API, b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: edge\r\n\r\n"), 414, "uri_too_long")
-    assert max(during) < 1000, during
+    assert max(during) < SERVED_WITHIN_MS, during
     before_ms, during_ms = statistics.median(baseline), statistics.median(during)
     figures["edge: oversized headers"] = (f"64 KB, 16 MB and 100,000-line headers refused with 431 (all three in "
                                           f"{refused_in * 1000:.0f} ms); /health meanwhile p50 {during_ms:.1f} ms "

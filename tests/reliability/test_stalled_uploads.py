@@ -1,8 +1,11 @@
 """Uploads that stall half way cost other clients nothing: a request counts as arriving for the micro-batcher
 only once its body is complete, so a batch never waits MAX_BATCH_WAIT_MS for a client that is not sending.
 
-Measured relative to a baseline taken in the same run, interleaved (baseline, stalled, baseline, ...), with
-hundreds of sequential requests per phase, so a loaded machine shifts both phases alike and the medians hold.
+Decided so that the machine's speed cannot change the verdict: this server may wait MAX_BATCH_WAIT_MS = 60 s for
+requests it believes are on their way. Were the stalled uploads counted as arriving, every unrelated request would
+wait that minute and miss its 20 s timeout; counted right, each takes milliseconds (tens on a slow, busy machine:
+the 20 s leave a margin of several hundred times). What the stalls cost at the default 2 ms wait, a latency figure,
+is measured by ``python -m bench stalled_uploads``.
 """
 
 import statistics
@@ -11,39 +14,40 @@ import time
 import requests
 
 from tests.reliability.clients import JSON_BODY, partial_upload
+from tests.reliability.conftest import count, prometheus
+from tests.waiting import wait_until
 
 STALLED = 200
 ROUNDS = 3
-REQUESTS_PER_PHASE = 120
-TOLERANCE_MS = 1.0  # the default MAX_BATCH_WAIT_MS is 2: a batch that waited for the stalled ones adds 2 ms
+REQUESTS_PER_ROUND = 40
+WAIT_MS = 60_000  # MAX_BATCH_WAIT_MS of the server under test
+REQUEST_TIMEOUT_S = 20  # a third of it
 
 
-def _latencies(session: requests.Session, url: str, count: int) -> list[float]:
+def in_progress(url: str) -> float:
+    """Requests inside the server, the scrape that asks included."""
+    return count(prometheus(url), "inference_http_requests_in_progress")
+
+
+def test_stalled_uploads_never_hold_a_batch_for_other_clients(start_server, default_model_dir, tmp_path, figures):
     latencies = []
-    for _ in range(count):
-        started = time.perf_counter()
-        answer = session.post(f"{url}/predict", data=JSON_BODY, headers={"Content-Type": "application/json"},
-                              timeout=10)
-        latencies.append(time.perf_counter() - started)
-        assert answer.status_code == 200, answer.text
-    return latencies
-
-
-def test_stalled_uploads_do_not_slow_other_clients(server, figures):
-    baseline, stalled = [], []
-    with requests.Session() as session:
-        _latencies(session, server, 50)  # warm up the connection, the model and the allocator
+    with start_server(ARTIFACTS_DIR=tmp_path, DEFAULT_MODEL_DIR=default_model_dir, DATA_DIR=tmp_path, THREADS="1",
+                      MAX_BATCH_WAIT_MS=str(WAIT_MS)) as url, requests.Session() as session:
         for _ in range(ROUNDS):
-            baseline += _latencies(session, server, REQUESTS_PER_PHASE)
-            sockets = [partial_upload(server) for _ in range(STALLED)]
-            time.sleep(0.3)  # all of them are inside the route, waiting for the rest of their bodies
+            sockets = [partial_upload(url) for _ in range(STALLED)]
             try:
-                stalled += _latencies(session, server, REQUESTS_PER_PHASE)
+                wait_until(lambda: in_progress(url) >= STALLED + 1, "the stalled uploads to be inside the app")
+                for _ in range(REQUESTS_PER_ROUND):
+                    started = time.perf_counter()
+                    answer = session.post(f"{url}/predict", data=JSON_BODY, timeout=REQUEST_TIMEOUT_S,
+                                          headers={"Content-Type": "application/json"})
+                    latencies.append(time.perf_counter() - started)
+                    assert answer.status_code == 200, answer.text
             finally:
                 for sock in sockets:
                     sock.close()
-            time.sleep(0.3)
-    base_ms, stalled_ms = statistics.median(baseline) * 1000, statistics.median(stalled) * 1000
-    figures["stalled uploads"] = (f"{STALLED} uploads stalled mid-body: unrelated p50 {stalled_ms:.2f} ms vs "
-                                  f"{base_ms:.2f} ms without them ({len(stalled)} requests each)")
-    assert stalled_ms - base_ms < TOLERANCE_MS, f"p50 {stalled_ms:.2f} ms with stalled uploads, {base_ms:.2f} without"
+            wait_until(lambda: in_progress(url) == 1, "the dropped uploads to be counted")
+    p50_ms, slowest_ms = statistics.median(latencies) * 1000, max(latencies) * 1000
+    figures["stalled uploads"] = (f"{STALLED} uploads stalled mid-body, batches allowed to wait {WAIT_MS // 1000} s "
+                                  f"for arriving requests: {len(latencies)} unrelated requests all answered, p50 "
+                                  f"{p50_ms:.1f} ms, slowest {slowest_ms:.0f} ms")

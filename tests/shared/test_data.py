@@ -4,7 +4,7 @@ from shared.data import RAW_FILES, DatasetNotFoundError, load_split, train_val_s
 from tests.processes import REPO_ROOT
 
 
-def test_loads_idx_files_through_torchvision(tiny_data_dir):
+def test_loads_idx_files(tiny_data_dir):
     train = load_split(tiny_data_dir, train=True, download=False)
     test = load_split(tiny_data_dir, train=False, download=False)
     assert train.images.shape == (600, 28, 28) and train.images.dtype == torch.uint8

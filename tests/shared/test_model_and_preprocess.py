@@ -37,3 +37,14 @@ def test_array_pil_and_batch_preprocessing_agree():
 def test_preprocessing_rejects_wrong_shape_or_type(bad):
     with pytest.raises((ValueError, TypeError)):
         image_to_tensor(bad)
+
+
+def test_numpy_and_torch_preprocessing_are_the_same_numbers():
+    """One definition for both: the torch-free server path (numpy) and training (torch) agree bit for bit."""
+    pixels = np.random.default_rng(1).integers(0, 256, (7, 28, 28), dtype=np.uint8)
+    from_numpy = pixels_to_batch(pixels)
+    from_torch = pixels_to_batch(torch.from_numpy(pixels))
+    assert isinstance(from_numpy, np.ndarray) and from_numpy.dtype == np.float32 and from_numpy.shape == (7, 1, 28, 28)
+    assert np.array_equal(from_numpy, from_torch.numpy())
+    with pytest.raises(TypeError):
+        pixels_to_batch(pixels.astype(np.float32))

@@ -65,8 +65,8 @@ def test_calibrate_republishes_the_same_weights_with_a_temperature(tiny_artifact
     published = read_manifest(target)
     assert published.model_version != old["model_version"]
     assert sorted(path.name for path in (target / "models").iterdir()) == [
-        f"{published.model_version}.metrics.json", f"{published.model_version}.onnx",
-        f"{published.model_version}.pt"]  # exactly one model: its checkpoint, graph and metrics
+        f"{published.model_version}.graph.json", f"{published.model_version}.metrics.json",
+        f"{published.model_version}.onnx", f"{published.model_version}.pt"]  # one model, all its files
     assert sorted(path.name for path in target.iterdir()) == ["latest.json", "models"]
     checkpoint = load_checkpoint(published.checkpoint_path)
     assert checkpoint.calibrated and checkpoint.temperature > 0
@@ -75,7 +75,7 @@ def test_calibrate_republishes_the_same_weights_with_a_temperature(tiny_artifact
     metrics = json.loads(published.metrics_path.read_text())
     calibration = metrics["calibration"]
     assert calibration["temperature"] == checkpoint.temperature and metrics["model_version"] == published.model_version
-    assert "SEED=7" in calibration["fitted_by"] and calibration["fitted_on"] == "validation split (100 images)"
+    assert "SPLIT_SEED=42" in calibration["fitted_by"] and calibration["fitted_on"] == "validation split (100 images)"
     trained = json.loads(read_manifest(tiny_artifacts).metrics_path.read_text())["calibration"]
     assert calibration["temperature"] == pytest.approx(trained["temperature"])  # the split the trainer used
 

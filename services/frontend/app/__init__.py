@@ -7,7 +7,7 @@ from datetime import datetime
 from flask import Flask
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from services.frontend.app import views
+from services.frontend.app import training, views
 from services.frontend.app.api_client import InferenceClient
 from services.frontend.app.cache import Cache
 from services.frontend.app.config import Settings
@@ -38,11 +38,13 @@ def create_app(settings: Settings | None = None) -> Flask:
         FRONTEND_SETTINGS=settings,
     )
     api = InferenceClient(settings.inference_url, settings.api_connect_timeout_s, settings.api_read_timeout_s,
-                          pool_size=settings.threads)
+                          settings.api_health_timeout_s, pool_size=settings.threads,
+                          api_key=settings.inference_api_key.get_secret_value())
     cache = Cache(settings.redis_url, settings.cache_prefix, settings.redis_timeout_s, settings.redis_retry_s)
     samples = SampleService(api, cache, settings.sample_ttl_s, settings.metrics_ttl_s, settings.top_k)
     app.extensions["fmnist"] = views.Services(settings, api, cache, samples)
     app.register_blueprint(views.bp)
+    app.register_blueprint(training.bp)
     app.wsgi_app = TrustedProxyFix(app.wsgi_app, settings.forwarded_allow_ips)  # the client's address behind the edge
     app.register_error_handler(RequestEntityTooLarge, views.handle_too_large)
     app.register_error_handler(HTTPException, views.handle_http_error)

@@ -13,14 +13,17 @@ PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 46, 14, 12, 36
 
 
 def line_chart(history: list[dict[str, Any]], series: list[tuple[str, str]], title: str,
-               zero_based: bool) -> dict[str, Any] | None:
-    """A chart of ``history[*][key]`` per epoch for each ``(key, name)`` in ``series``; None when nothing to draw."""
+               zero_based: bool, epoch_span: tuple[int, int] | None = None) -> dict[str, Any] | None:
+    """A chart of ``history[*][key]`` per epoch for each ``(key, name)`` in ``series``; None when nothing to draw.
+    ``epoch_span`` (first, last) widens the x axis beyond the epochs so far: a run's curves grow into it."""
     epochs = [int(row["epoch"]) for row in history if "epoch" in row]
     values = [float(row[key]) for row in history for key, _ in series if row.get(key) is not None]
     if not epochs or not values:
         return None
     low, high = _y_range(min(values), max(values), zero_based)
     first, last = min(epochs), max(epochs)
+    if epoch_span is not None:
+        first, last = min(first, epoch_span[0]), max(last, epoch_span[1])
     plot_w, plot_h = WIDTH - PAD_LEFT - PAD_RIGHT, HEIGHT - PAD_TOP - PAD_BOTTOM
 
     def x(epoch: float) -> float:

@@ -13,6 +13,7 @@ from services.frontend.app.api_client import InferenceClient, split_explanation
 from services.frontend.app.cache import Cache
 from services.frontend.app.images import data_uri
 from services.frontend.app.metrics import cached_metrics, forget_metrics
+from services.frontend.app.versions import forget_versions
 
 
 class SampleNotFound(Exception):
@@ -54,6 +55,7 @@ class SampleService:
         record = self._build(index)
         if record["model_version"] != version:
             forget_metrics(self.cache)  # the API reloaded a model: refresh the page's metrics too
+            forget_versions(self.cache)
         self.cache.set_json(self.key(record["model_version"], index), record, self.sample_ttl_s)
         return record, False
 

@@ -18,6 +18,8 @@ from services.frontend.app.config import Settings
 from services.frontend.app.images import ACCEPTED, data_uri, sniff_image_type
 from services.frontend.app.metrics import cached_metrics, last_known_metrics
 from services.frontend.app.samples import SampleNotFound, SampleService
+from services.frontend.app.training import section as training_section
+from services.frontend.app.versions import cached_versions
 
 bp = Blueprint("frontend", __name__)
 
@@ -81,7 +83,8 @@ def render_page(status: int = 200, *, sample_index: int | None = None, want_samp
     svc = services()
     context: dict[str, Any] = {"settings": svc.settings, "upload": upload, "upload_message": upload_message,
                                "metrics": None, "charts": None, "sample": None, "sample_message": sample_message,
-                               "api_message": None, "stale": False}
+                               "api_message": None, "stale": False, "training": None,
+                               "versions": None}
     try:
         metrics = cached_metrics(svc.api, svc.cache, svc.settings.metrics_ttl_s)
     except (ApiUnavailable, ApiError) as exc:
@@ -91,6 +94,10 @@ def render_page(status: int = 200, *, sample_index: int | None = None, want_samp
     if metrics is not None:
         context["metrics"] = metrics
         context["charts"] = training_view(metrics.get("training") or {})
+    if context["api_message"] is None:
+        context["training"] = training_section(svc.api, svc.cache, svc.settings.training_ttl_s,
+                                               ((metrics or {}).get("model") or {}).get("version"))
+        context["versions"] = cached_versions(svc.api, svc.cache, svc.settings.metrics_ttl_s)
     if want_sample and context["api_message"] is None:
         try:
             context["sample"], _ = svc.samples.get(sample_index)

@@ -1,16 +1,21 @@
 """Who may call what: API keys for the prediction endpoints, the admin token for management.
 
-* Prediction endpoints (``ApiKeyDep``) are open by default. With API_KEYS set (comma-separated), a request needs
-  ``Authorization: Bearer <one of the keys>``; otherwise 401 JSON with ``WWW-Authenticate: Bearer``.
+* Prediction endpoints (``ApiKeyDep``: /predict, /explain, /samples) are open by default. With API_KEYS set
+  (comma-separated), a request needs ``Authorization: Bearer <one of the keys>``; otherwise 401 JSON with
+  ``WWW-Authenticate: Bearer``. Probes and read-only status (/health, /ready, /metrics, /metrics/prometheus) and the
+  documentation stay open: orchestrators, scrapers and people reading /docs hold no key, and none of them runs the
+  model or returns data (docs/security.md).
 * Management endpoints (``AdminDep``: anything that changes what the service does, such as pinning a model) always
   need ``Authorization: Bearer <ADMIN_TOKEN>``. With ADMIN_TOKEN empty they are disabled: 403 for everyone, so a
   deployment that never set a token has no way in, rather than an open door.
 
-Secrets are compared with ``hmac.compare_digest`` against every configured key (no early exit), so the answer's
-timing tells nothing about how much of a guess was right; they are never logged or echoed. The two schemes are
-declared with FastAPI's ``HTTPBearer``, so /docs and /openapi.json show them.
+Secrets are compared as SHA-256 digests with ``hmac.compare_digest``, against every configured key (no early exit):
+equal-length digests leave neither a secret's length nor how much of a guess was right in the answer's timing. They
+are never logged, echoed in an answer or counted under their value. The two schemes are declared with FastAPI's
+``HTTPBearer``, so /docs and /openapi.json show them on the operations that need them.
 """
 
+import hashlib
 import hmac
 from typing import Annotated
 
@@ -28,11 +33,15 @@ admin_scheme = HTTPBearer(scheme_name="AdminToken", auto_error=False,
 Credentials = HTTPAuthorizationCredentials | None
 
 
+def _digest(value: str) -> bytes:
+    return hashlib.sha256(value.encode("utf-8", "surrogateescape")).digest()
+
+
 def matches_any(given: str, secrets: list[str]) -> bool:
     """Whether ``given`` equals one of ``secrets``, comparing with every one in constant time."""
-    found = False
+    given_digest, found = _digest(given), False
     for secret in secrets:
-        found |= hmac.compare_digest(given.encode(), secret.encode())
+        found |= hmac.compare_digest(given_digest, _digest(secret))
     return found
 
 

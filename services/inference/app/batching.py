@@ -32,8 +32,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
+from services.inference.app.backends import set_torch_threads
 from services.inference.app.classify import predict_probabilities
 from services.inference.app.errors import no_model_yet
 from services.inference.app.model_store import LoadedModel, ModelStore
@@ -119,8 +119,7 @@ class MicroBatcher:
     # ---- the worker thread ----
 
     def _work(self, threads: int) -> None:
-        if threads > 0:  # torch's thread count is per OS thread (OpenMP): set it where the model runs
-            torch.set_num_threads(threads)  # (ONNX Runtime's is per session: ``backends.OnnxBackend``)
+        set_torch_threads(threads)  # torch's thread count is per OS thread (OpenMP): set it where the model runs
         carry: _Job | None = None
         while True:
             first = carry or self._jobs.get()

@@ -26,11 +26,12 @@ class BodySizeLimitMiddleware:
                 try:
                     declared = int(value)
                 except ValueError:
-                    await error_response(400, "bad_content_length", f"Content-Length {value!r} is not a number")(
-                        scope, receive, send)
+                    await error_response(400, "bad_content_length", f"Content-Length {value!r} is not a number",
+                                         path=scope["path"])(scope, receive, send)
                     return
                 if declared > self.max_bytes:
-                    await error_response(*self._too_large(f"{declared} bytes"))(scope, receive, send)
+                    await error_response(*self._too_large(f"{declared} bytes"), path=scope["path"])(
+                        scope, receive, send)
                     return
         received = 0
 

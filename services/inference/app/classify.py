@@ -15,7 +15,7 @@ def predict_probabilities(backend: Backend, pixels: np.ndarray, temperature: flo
     ``temperature`` is the served model's (``LoadedModel.temperature``): every probability the API reports
     comes from here, through the one function where a temperature meets logits.
     """
-    return calibrated_softmax(backend.logits(pixels), temperature).cpu().numpy()
+    return calibrated_softmax(backend.logits(pixels), temperature)
 
 
 def top_k_result(probabilities: np.ndarray, k: int, model_version: str,

@@ -5,23 +5,24 @@ import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from shared.device import resolve_device
+from shared.device import device_name
 from shared.secret_files import SettingsWithSecretFiles
 
 
 class Settings(SettingsWithSecretFiles):  # API_KEYS and ADMIN_TOKEN also from API_KEYS_FILE, ADMIN_TOKEN_FILE
-    model_config = SettingsConfigDict(extra="ignore")
+    # hide_input_in_errors: a refused API_KEYS or ADMIN_TOKEN must not be printed in the error that stops the start
+    model_config = SettingsConfigDict(extra="ignore", hide_input_in_errors=True)
 
     artifacts_dir: Path = Field(Path("artifacts"), description="trainer output; its latest.json names the model")
     default_model_dir: Path = Field(Path("models/default"), description="model served until artifacts has one")
-    data_dir: Path = Field(Path("data"), description="torchvision root with FashionMNIST/raw/ (for /samples)")
+    data_dir: Path = Field(Path("data"), description="folder with FashionMNIST/raw/ (for /samples)")
     download: bool = Field(True, description="download FashionMNIST for /samples when the files are missing")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available, else cpu")
     backend: Literal["auto", "onnx", "torch"] = Field(
-        "auto", description="auto = ONNX Runtime on the CPU when the model has its .onnx graph, else torch (always "
+        "auto", description="auto = ONNX Runtime on the CPU when the model has its graph and card, else torch (always "
                             "torch on CUDA); onnx = graphs only; torch = PyTorch everywhere")
     workers: int = Field(0, ge=0, description="server processes, each with its own model (0 = one per core on "
                                               "the CPU, one on a GPU)")
@@ -39,6 +40,12 @@ class Settings(SettingsWithSecretFiles):  # API_KEYS and ADMIN_TOKEN also from A
                                     "(Swarm: docker-compose.swarm.yml; services/inference/draining.py)")
 
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="largest request body accepted")
+    # A body must average MIN_BODY_RATE bytes/s once BODY_GRACE_S have passed (app/body_rate.py): the largest one
+    # then arrives within 10 + 4194304 / 16384 = 266 s or is cut (within a 0.5 s sweep), a 28x28 JSON image within 10 s.
+    min_body_rate: int = Field(16384, ge=0, description="bytes per second a request body must average after "
+                                                        "BODY_GRACE_S; slower ones are cut with 408 (0: no limit)")
+    body_grace_s: float = Field(10.0, gt=0, description="how long any request body may take before MIN_BODY_RATE "
+                                                        "counts")
     max_instances: int = Field(256, ge=1, description="most images in one JSON `instances` request")
     max_files: int = Field(64, ge=1, description="most files in one multipart request")
     max_image_pixels: int = Field(16_000_000, ge=784, description="largest decoded picture (width x height)")
@@ -64,6 +71,18 @@ class Settings(SettingsWithSecretFiles):  # API_KEYS and ADMIN_TOKEN also from A
     forwarded_allow_ips: str = Field("127.0.0.1,::1", description="addresses (or networks) whose X-Forwarded-For "
                                                                  "is trusted: the edge's (uvicorn's setting)")
 
+    @field_validator("api_keys", "admin_token")
+    @classmethod
+    def _sendable_in_a_header(cls, value: SecretStr) -> SecretStr:
+        """A secret a client cannot send as `Bearer <secret>` would lock everyone out: say so at start (without the
+        value). Headers arrive as latin-1 and the scheme splits on spaces, so keys are visible ASCII, no spaces."""
+        for secret in value.get_secret_value().split(","):
+            if secret.strip() and not (secret.strip().isascii() and secret.strip().isprintable()
+                                       and " " not in secret.strip()):
+                raise ValueError("every key must be printable ASCII without spaces (e.g. python3 -c 'import secrets; "
+                                 "print(secrets.token_urlsafe(32))')")
+        return value
+
     @property
     def api_key_list(self) -> list[str]:
         """API_KEYS split on commas, blanks dropped."""
@@ -75,7 +94,7 @@ class Settings(SettingsWithSecretFiles):  # API_KEYS and ADMIN_TOKEN also from A
         context, and micro-batching there fills the device better than processes competing for it)."""
         if self.workers:
             return self.workers
-        on_gpu = self.device == "cuda" or (self.device == "auto" and resolve_device("auto").type == "cuda")
+        on_gpu = self.device == "cuda" or (self.device == "auto" and device_name("auto") == "cuda")
         return 1 if on_gpu else len(os.sched_getaffinity(0))
 
     @property

@@ -1,5 +1,9 @@
 """One error shape for every failure: ``{"error": "<snake_case_code>", "detail": "<what is wrong>"}``.
 
+On the Open Inference Protocol's paths (``/v2...``, ``routes/v2.py``) the same errors answer in that protocol's
+shape instead, ``{"error": "<what is wrong>"}``, which its clients (Triton's, KServe's) read; the code still
+labels the error metrics.
+
 Routes raise ``ApiError``; the handlers below also translate the domain's errors about pictures (``PictureError``,
 ``NoObjectError``), FastAPI's own validation errors and Starlette's HTTP errors (404, 405, ...), so a client never
 sees another format and bad input never becomes a 500.
@@ -56,8 +60,18 @@ def no_model_yet() -> ApiError:
                                       "model in DEFAULT_MODEL_DIR; try again when /ready says ready")
 
 
-def error_response(status_code: int, error: str, detail: str, headers: dict[str, str] | None = None) -> OrjsonResponse:
-    return OrjsonResponse({"error": error, "detail": detail}, status_code=status_code, headers=headers)
+V2_PREFIX = "/v2"  # the Open Inference Protocol's paths
+
+
+def is_v2_path(path: str) -> bool:
+    return path == V2_PREFIX or path.startswith(V2_PREFIX + "/")
+
+
+def error_response(status_code: int, error: str, detail: str, headers: dict[str, str] | None = None,
+                   path: str = "") -> OrjsonResponse:
+    """The own API's ``{"error", "detail"}``; on the V2 paths the protocol's ``{"error": detail}``."""
+    body = {"error": detail} if is_v2_path(path) else {"error": error, "detail": detail}
+    return OrjsonResponse(body, status_code=status_code, headers=headers)
 
 
 def describe_validation_errors(errors: list[dict], limit: int = 3) -> str:
@@ -74,7 +88,7 @@ def _counted(request: Request, status_code: int, error: str, detail: str, header
     metrics = getattr(request.app.state, "metrics", None)
     if metrics is not None:
         metrics.errors.labels(error).inc()
-    return error_response(status_code, error, detail, headers)
+    return error_response(status_code, error, detail, headers, request.scope["path"])
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -1,7 +1,8 @@
 """The app factory. The lifespan builds everything stateful ONCE per app: the model (loaded at startup, never
 per request, never at import), the micro-batcher and its worker thread, the explainer and its thread, the samples
 loader and the reload poller; nothing lives in module globals, so several apps (tests) can coexist in one process.
-With SERVING_DIR set, the process also records the model it serves there for the trainer (``shared.serving``).
+With SERVING_DIR set, the process also records the model it serves there for the trainer (``shared.serving``), and
+follows the pin kept there (``shared.pin``, ``routes/models.py``).
 """
 
 import asyncio
@@ -11,23 +12,24 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-import torch
 from fastapi import FastAPI
 
+from services.inference.app.backends import set_torch_threads
 from services.inference.app.batching import MicroBatcher
 from services.inference.app.body_limit import BodySizeLimitMiddleware
+from services.inference.app.body_rate import BodyRateMiddleware
 from services.inference.app.config import Settings
 from services.inference.app.errors import install_error_handlers
 from services.inference.app.metrics_prom import Metrics, PrometheusMiddleware
 from services.inference.app.model_store import LoadedModel, ModelStore
 from services.inference.app.replica import ReplicaHeadersMiddleware
 from services.inference.app.responses import OrjsonResponse
-from services.inference.app.routes import explain, meta, predict, samples
+from services.inference.app.routes import explain, meta, models, predict, samples, training, v2
 from services.inference.app.saliency import Explainer
 from services.inference.app.samples import SampleStore
-from services.inference.app.schemas import document_limits
+from services.inference.app.schemas import document_api_keys, document_limits
 from services.inference.app.services import Services
-from shared.device import resolve_device
+from shared.device import device_name
 from shared.serving import ServingRecord
 
 log = logging.getLogger(__name__)
@@ -63,21 +65,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   default_response_class=OrjsonResponse,
                   description="Classifies clothing pictures into the 10 FashionMNIST classes.")
     app.state.metrics = metrics
-    openapi = app.openapi  # built once and cached by FastAPI; the limits go in the first time
-    app.openapi = lambda: document_limits(openapi(), max_files=settings.max_files, max_instances=settings.max_instances)
+    openapi = app.openapi  # built once and cached by FastAPI; the limits and key requirement go in the first time
+    app.openapi = lambda: document_api_keys(
+        document_limits(openapi(), max_files=settings.max_files, max_instances=settings.max_instances),
+        required=bool(settings.api_key_list))
     install_error_handlers(app)
-    for module in (predict, explain, samples, meta):
+    for module in (predict, explain, samples, meta, models, training, v2):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyRateMiddleware, min_rate=settings.min_body_rate, grace_s=settings.body_grace_s)
     app.add_middleware(ReplicaHeadersMiddleware, replica_name=settings.replica_name)
     app.add_middleware(PrometheusMiddleware, metrics=metrics)  # added last = outermost: sees every response
     return app
 
 
 async def _start(settings: Settings, metrics: Metrics) -> Services:
-    torch.set_num_threads(settings.model_threads)
-    store = ModelStore(settings.artifacts_dir, settings.default_model_dir, resolve_device(settings.device),
-                       backend=settings.backend, threads=settings.model_threads)
+    set_torch_threads(settings.model_threads)
+    store = ModelStore(settings.artifacts_dir, settings.default_model_dir, device_name(settings.device),
+                       backend=settings.backend, threads=settings.model_threads,
+                       serving_dir=settings.serving_dir)
     store.on_loaded.append(metrics.model_loaded)
     store.on_refused.append(metrics.model_refused)
     await asyncio.to_thread(store.poll)

@@ -3,8 +3,9 @@
 ``PrometheusMiddleware`` is plain ASGI (no per-request task or body copy) and labels requests by route
 template (``/samples/{index}``, not the raw path) so the label set stays small. A request whose client went away
 before its body was complete is counted with status 499 (see ``errors``), never as a 5xx. The registry also
-carries the process's own figures (``process_resident_memory_bytes``, ``process_open_fds``, ...), which the
-reliability tests watch across model swaps.
+counts the requests in progress (``inference_http_requests_in_progress``, uploads still arriving included: the
+reliability tests wait on it to know their stalled clients are inside the app) and carries the process's own
+figures (``process_resident_memory_bytes``, ``process_open_fds``, ...), which they watch across model swaps.
 
 Several worker processes (WORKERS > 1): prometheus_client's multiprocess mode. ``__main__`` points
 PROMETHEUS_MULTIPROC_DIR at an emptied folder before the workers start; each worker writes its values there and
@@ -32,6 +33,8 @@ class Metrics:
                                 ["route", "method", "status"], registry=r)
         self.latency = Histogram("inference_http_request_duration_seconds", "HTTP request latency by route",
                                  ["route", "method"], buckets=LATENCY_BUCKETS, registry=r)
+        self.in_progress = Gauge("inference_http_requests_in_progress", "HTTP requests received and not yet "
+                                 "answered, uploads still arriving included", registry=r, multiprocess_mode="livesum")
         self.errors = Counter("inference_errors_total", "Error responses by error code", ["error"], registry=r)
         self.batch_size = Histogram("inference_batch_size", "Images per forward pass", buckets=BATCH_BUCKETS,
                                     registry=r)
@@ -82,6 +85,7 @@ class PrometheusMiddleware:
             return
         started = time.perf_counter()
         status = 500
+        self.metrics.in_progress.inc()
 
         async def send_with_status(message: Message) -> None:
             nonlocal status
@@ -96,3 +100,4 @@ class PrometheusMiddleware:
             method = scope["method"]
             self.metrics.requests.labels(route, method, str(status)).inc()
             self.metrics.latency.labels(route, method).observe(time.perf_counter() - started)
+            self.metrics.in_progress.dec()  # last: once it is back down, this request is counted

@@ -21,9 +21,8 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import torch
 
-from services.inference.app.backends import Backend
+from services.inference.app.backends import Backend, set_torch_threads
 from services.inference.app.classify import predict_probabilities, top_k_result
 from services.inference.app.model_store import LoadedModel
 from services.inference.app.overlay import overlay_png_base64
@@ -64,7 +63,7 @@ def occlusion_saliency(backend: Backend, pixels: np.ndarray, class_id: int, temp
     log_probabilities = []
     for start in range(0, len(variants), OCCLUSION_BATCH):
         logits = backend.logits(variants[start:start + OCCLUSION_BATCH])
-        log_probabilities.append(calibrated_log_softmax(logits, temperature)[:, class_id].cpu().numpy())
+        log_probabilities.append(calibrated_log_softmax(logits, temperature)[:, class_id])
     support = np.concatenate(log_probabilities)
     drops = np.zeros(pixels.shape, dtype=np.float64)
     drops[centres[:, 0], centres[:, 1]] = support[0] - support[1:]
@@ -88,8 +87,7 @@ class Explainer:
     def __init__(self, threads: int) -> None:
         # torch's thread count is per OS thread (OpenMP): set it in the thread that runs the model.
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="explainer",
-                                        initializer=torch.set_num_threads if threads > 0 else None,
-                                        initargs=(threads,) if threads > 0 else ())
+                                        initializer=set_torch_threads, initargs=(threads,))
 
     async def explain(self, loaded: LoadedModel, pixels: np.ndarray, top_k: int) -> dict:
         return await asyncio.get_running_loop().run_in_executor(self._pool, explain, loaded, pixels, top_k)

@@ -18,7 +18,7 @@ from PIL import Image
 from services.inference.app.errors import ApiError
 from services.inference.app.redact import redact
 from shared.classes import CLASS_NAMES
-from shared.data import Split, load_split
+from shared.idx import load_arrays
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +26,8 @@ log = logging.getLogger(__name__)
 class SampleStore:
     def __init__(self, data_dir: Path, download: bool) -> None:
         self.data_dir, self.download = data_dir, download
-        self._split: Split | None = None
-        self._images: np.ndarray | None = None
+        self._images: np.ndarray | None = None  # uint8 (N, 28, 28), once loaded
+        self._labels: np.ndarray | None = None
         self._problem = "the test images are still loading"
 
     def start_loading(self) -> threading.Thread:
@@ -37,30 +37,30 @@ class SampleStore:
 
     def _load(self) -> None:
         try:
-            split = load_split(self.data_dir, train=False, download=self.download)
-        except Exception as error:  # DatasetNotFoundError, or anything else torchvision raises
+            images, labels = load_arrays(self.data_dir, train=False, download=self.download)
+        except Exception as error:  # DatasetNotFoundError, or anything unexpected: never kill the server
             self._problem = f"test images could not be loaded: {redact(str(error), {'DATA_DIR': self.data_dir})}"
             log.warning("samples unavailable: %s", error)
             return
-        self._images = split.images.numpy()
-        self._split = split
-        log.info("loaded %d test images from %s", len(split), self.data_dir)
+        self._images, self._labels = images, labels
+        log.info("loaded %d test images from %s", len(labels), self.data_dir)
 
     @property
     def available(self) -> int:
-        return 0 if self._split is None else len(self._split)
+        return 0 if self._labels is None else len(self._labels)
 
-    def _require(self) -> Split:
-        if self._split is None:
+    def _require(self) -> np.ndarray:
+        """The labels, once loaded (the images are set with them)."""
+        if self._labels is None:
             raise ApiError(503, "samples_unavailable", self._problem)
-        return self._split
+        return self._labels
 
     def sample(self, index: int) -> dict:
-        split = self._require()
-        if not 0 <= index < len(split):
-            raise ApiError(404, "sample_not_found", f"sample index {index} is outside 0..{len(split) - 1}")
+        labels = self._require()
+        if not 0 <= index < len(labels):
+            raise ApiError(404, "sample_not_found", f"sample index {index} is outside 0..{len(labels) - 1}")
         pixels = self._images[index]
-        label = int(split.labels[index])
+        label = int(labels[index])
         return {"index": index, "class_id": label, "label": CLASS_NAMES[label], "pixels": pixels.tolist(),
                 "image_png_base64": png_base64(pixels)}
 
@@ -70,8 +70,8 @@ class SampleStore:
         return self._images[index]
 
     def random_samples(self, count: int) -> list[dict]:
-        split = self._require()
-        return [self.sample(index) for index in random.sample(range(len(split)), min(count, len(split)))]
+        labels = self._require()
+        return [self.sample(index) for index in random.sample(range(len(labels)), min(count, len(labels)))]
 
 
 def png_base64(pixels: np.ndarray) -> str:

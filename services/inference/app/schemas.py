@@ -81,3 +81,15 @@ def document_limits(schema: dict, *, max_files: int, max_instances: int) -> dict
     if instances is not None:
         instances["maxItems"] = max_instances
     return schema
+
+
+def document_api_keys(schema: dict, *, required: bool) -> dict:
+    """The operations that take an API key say whether this server needs one: without API_KEYS each also accepts
+    no credentials at all (OpenAPI's empty requirement ``{}``), so /docs and generated clients do not insist on one."""
+    if not required:
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                security = operation.get("security") if isinstance(operation, dict) else None
+                if security and {"ApiKey": []} in security and {} not in security:
+                    security.append({})
+    return schema

@@ -204,4 +204,29 @@
       canvas.toBlob((blob) => classify(blob, "drawing.png", [submit]), "image/png");
     });
   }
+
+  // Training: while a run goes on (data-poll="true"), ask /training every few seconds and swap in the body the
+  // server rendered: the bar, the time left and the curves move, then the new model's arrival shows. A failed
+  // request is tried again at the next tick; a hidden tab skips its ticks.
+  const trainingBox = document.getElementById("training");
+  if (trainingBox) {
+    const pollMs = Number(trainingBox.dataset.pollMs) || 3000;
+    const refreshTraining = async () => {
+      if (!document.hidden) {
+        const shown = encodeURIComponent(trainingBox.dataset.shownVersion || "");
+        const { ok, body } = await requestJson(`/training?shown=${shown}`);
+        if (ok && !body.html) {
+          trainingBox.remove();  // the progress file is gone
+          return;
+        }
+        if (ok) {
+          trainingBox.innerHTML = body.html;
+          trainingBox.dataset.state = body.state;
+          trainingBox.dataset.poll = String(body.poll);
+        }
+      }
+      if (trainingBox.dataset.poll === "true") setTimeout(refreshTraining, pollMs);
+    };
+    if (trainingBox.dataset.poll === "true") setTimeout(refreshTraining, pollMs);
+  }
 })();

@@ -1,1 +1,2 @@
-"""HTTP routes, one router per concern: predictions, test-image samples, and health/readiness/metrics."""
+"""HTTP routes, one router per concern: predictions, test-image samples, health/readiness/metrics, and model
+versions (list, pin, unpin)."""

@@ -3,6 +3,7 @@
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
 
+from services.inference.app.auth import ApiKeyDep
 from services.inference.app.deps import ModelDep, ServicesDep
 from services.inference.app.inputs import Pixels, parse_top_k, read_one_image
 from services.inference.app.replica import MODEL_VERSION_HEADER
@@ -10,7 +11,7 @@ from services.inference.app.responses import OrjsonResponse
 from services.inference.app.routes.predict import PICTURE, PICTURE_TYPES, TOP_K
 from services.inference.app.schemas import Explanation, error_responses
 
-router = APIRouter(tags=["predict"])
+router = APIRouter(tags=["predict"], dependencies=[ApiKeyDep])  # API_KEYS, when set
 
 
 class ExplainJson(BaseModel):
@@ -41,7 +42,7 @@ OPENAPI = {
 @router.post(
     "/explain",
     response_model=Explanation,
-    responses=error_responses(400, 413, 415, 422, 503),
+    responses=error_responses(400, 401, 408, 413, 415, 422, 503),
     openapi_extra=OPENAPI,
     summary="Classify one picture and show which pixels the answer rests on",
     description="The same single-image inputs and errors as /predict. Answers the prediction plus `saliency` "

@@ -3,13 +3,14 @@
 from fastapi import APIRouter, Request
 
 from services.inference.app import classify
+from services.inference.app.auth import ApiKeyDep
 from services.inference.app.deps import ModelDep, ServicesDep
 from services.inference.app.inputs import PredictJson, parse_top_k, read_pixels
 from services.inference.app.replica import MODEL_VERSION_HEADER
 from services.inference.app.responses import OrjsonResponse
 from services.inference.app.schemas import BatchPrediction, PredictionResult, error_responses
 
-router = APIRouter(tags=["predict"])
+router = APIRouter(tags=["predict"], dependencies=[ApiKeyDep])  # API_KEYS, when set
 
 PICTURE = {"type": "string", "format": "binary", "minLength": 1}  # a file's bytes: never empty
 PICTURE_TYPES = "image/png, image/jpeg, image/gif, image/bmp, image/webp"
@@ -40,7 +41,7 @@ OPENAPI = {
 @router.post(
     "/predict",
     response_model=PredictionResult | BatchPrediction,
-    responses=error_responses(400, 413, 415, 422, 503),
+    responses=error_responses(400, 401, 408, 413, 415, 422, 503),
     openapi_extra=OPENAPI,
     summary="Classify pictures or 28x28 pixel arrays",
     description="One `file` or `pixels` -> one result; several files or `instances` -> `predictions` in order.",

@@ -6,20 +6,22 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
+from services.inference.app.auth import ApiKeyDep
 from services.inference.app.deps import ServicesDep
 from services.inference.app.errors import ApiError, no_model_yet
 from services.inference.app.responses import OrjsonResponse
 from services.inference.app.schemas import Sample, Samples, error_responses
 from services.inference.app.services import Services
 
-router = APIRouter(tags=["samples"])
+# With API_KEYS set, samples need a key too: with explain=true one costs ~540 forward passes, more than a /predict.
+router = APIRouter(tags=["samples"], dependencies=[ApiKeyDep])
 MAX_EXPLAINED = 8  # an explanation is ~540 forward passes: a bounded number per request
 
 Explain = Annotated[bool, Query(description="add `prediction`: what /explain answers for the image")]
 TopK = Annotated[int, Query(ge=1, le=10, description="classes listed in the prediction (with explain)")]
 
 
-@router.get("/samples/random", response_model=Samples, responses=error_responses(422, 503),
+@router.get("/samples/random", response_model=Samples, responses=error_responses(401, 422, 503),
             summary="Random test images with their true labels (and, with explain, the model's answer)")
 async def random_samples(services: ServicesDep, count: Annotated[int, Query(ge=1, le=64)] = 1,
                          explain: Explain = False, top_k: TopK = 3) -> OrjsonResponse:
@@ -33,7 +35,7 @@ async def random_samples(services: ServicesDep, count: Annotated[int, Query(ge=1
     return OrjsonResponse({"samples": samples})
 
 
-@router.get("/samples/{index}", response_model=Sample, responses=error_responses(404, 422, 503),
+@router.get("/samples/{index}", response_model=Sample, responses=error_responses(401, 404, 422, 503),
             summary="One test image by its index in the test split (and, with explain, the model's answer)")
 async def sample(services: ServicesDep, index: Annotated[int, Path(ge=0)], explain: Explain = False,
                  top_k: TopK = 3) -> OrjsonResponse:
