@@ -10,7 +10,7 @@ DEFAULT_MODEL_DIR ?= models/default
 export DATA_DIR ARTIFACTS_DIR
 
 .PHONY: help install lock audit test lint bench train promote default-model calibrate inference frontend up down status \
-	compose-smoke scale-smoke gpu-check ddp-gpu-check
+	compose-smoke scale-smoke swarm-stack swarm-deploy swarm-rm swarm-smoke gpu-check ddp-gpu-check
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -74,6 +74,27 @@ compose-smoke: install  ## the Docker stack end to end: build, one `up`, checks 
 
 scale-smoke: install  ## the API as 3 replicas behind the edge: spread, a model swap and a killed replica under load
 	bash scripts/scale_smoke.sh
+
+# Docker Swarm (docs/swarm.md). The stack file is written from the compose files; secrets are files in
+# $(SWARM_DIR)/secrets (admin_token, api_keys, secret_key). IMAGE_REGISTRY=host:port/ names the images in a registry
+# every node pulls from (then each service is pinned to its image's digest); without it each node needs them locally.
+SWARM_DIR ?= .swarm
+STACK ?= fashion
+IMAGE_REGISTRY ?=
+SWARM_RESOLVE_IMAGE ?= $(if $(IMAGE_REGISTRY),always,never)
+
+swarm-stack: install  ## write the Swarm stack file .swarm/stack.yml from the compose files (GPU=1: GPU overlay)
+	$(PY) scripts/swarm_stack.py --out $(SWARM_DIR)/stack.yml --secrets-dir $(SWARM_DIR)/secrets \
+		--registry "$(IMAGE_REGISTRY)" $(if $(filter 1,$(GPU)),--gpu)
+
+swarm-deploy: swarm-stack  ## deploy (or update) it on the swarm the docker CLI talks to (stack STACK=fashion)
+	docker stack deploy --prune --resolve-image $(SWARM_RESOLVE_IMAGE) -c $(SWARM_DIR)/stack.yml $(STACK)
+
+swarm-rm:  ## remove the stack (its named volumes stay)
+	docker stack rm $(STACK)
+
+swarm-smoke: install  ## the stack on a private 2-node swarm: rolling update, killed task, rollback under load; rm
+	bash scripts/swarm_smoke.sh
 
 gpu-check: install  ## train one epoch and serve predictions on a CUDA GPU, img/s for both (ARGS="--device cpu")
 	$(PY) scripts/gpu_check.py $(ARGS)

@@ -11,6 +11,11 @@
     scale_load.py kill OUT --replica ID --from T0 --to T1 --clients C
                                                  only requests in flight on the kill (between T0 and T1) failed,
                                                  at most C of them; the others served everything afterwards
+    scale_load.py served OUT --by ID[,ID...] [--after T]
+                                                 no request failed, and every request started after T (default:
+                                                 all) was answered by one of these replicas (`make swarm-smoke`:
+                                                 the new tasks after a rolling update, the old ones throughout a
+                                                 rolled-back one)
 
 Each check prints one line of figures and a JSON object (for the report), and exits 1 when it does not hold.
 """
@@ -154,6 +159,20 @@ def kill(records: list[dict], replica: str, killed_from: float, killed_to: float
                    "errors": [r["error"] for r in failures[:5]]})
 
 
+def served(records: list[dict], by: set[str], after: float) -> int:
+    failures = [record for record in records if failed(record)]
+    counts = Counter(record["served_by"] for record in records if not failed(record))
+    late = Counter(record["served_by"] for record in records if record["start"] > after and not failed(record))
+    others = {name: count for name, count in late.items() if name not in by}
+    ok = not failures and sum(late.values()) > 0 and not others
+    return report(ok, f"{len(records)} requests, {len(failures)} failed; {sum(late.values())} started after the "
+                      f"mark, answered by {len(late)} replicas, {sum(others.values())} of them by replicas other "
+                      f"than the {len(by)} expected",
+                  {"requests": len(records), "failed": len(failures), "by_replica": dict(counts),
+                   "answered_after": sum(late.values()), "answered_after_by_others": others,
+                   "errors": [f["error"] for f in failures[:5]]})
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -175,6 +194,10 @@ def main(argv: list[str]) -> int:
     kill_args.add_argument("--from", dest="killed_from", type=float, required=True)
     kill_args.add_argument("--to", dest="killed_to", type=float, required=True)
     kill_args.add_argument("--clients", type=int, required=True)
+    served_args = commands.add_parser("served")
+    served_args.add_argument("out", type=Path)
+    served_args.add_argument("--by", required=True, help="comma-separated X-Served-By values")
+    served_args.add_argument("--after", type=float, default=0.0)
     args = parser.parse_args(argv)
     if args.command == "run":
         return run(args.url, args.out, args.clients, args.pause)
@@ -185,6 +208,8 @@ def main(argv: list[str]) -> int:
         return spread(records, args.replicas)
     if args.command == "swap":
         return swap(records, args.new, args.published)
+    if args.command == "served":
+        return served(records, set(filter(None, args.by.split(","))), args.after)
     return kill(records, args.replica, args.killed_from, args.killed_to, args.clients)
 
 

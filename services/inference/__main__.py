@@ -6,6 +6,7 @@ connections over them. One process cannot use more than one core for Python (the
 CPU is Python (HTTP, multipart, PNG, JSON): the README's "Process layout" has the figures. With several workers
 the Prometheus metrics of all of them are added up (``app/metrics_prom.py``) in PROMETHEUS_MULTIPROC_DIR, emptied
 here before the workers start (a private temporary folder when it is not set). No reload, no debug server.
+After SIGTERM the API serves SHUTDOWN_DELAY_S more seconds before its graceful shutdown (``draining.py`` says why).
 """
 
 import logging
@@ -17,6 +18,7 @@ from pathlib import Path
 import uvicorn
 
 from services.inference.app.config import Settings
+from services.inference.draining import serve
 
 log = logging.getLogger("services.inference")
 
@@ -41,20 +43,21 @@ def main() -> None:
     log.info("%d worker process(es), %d model thread(s) each, backend %s", workers, settings.model_threads,
              settings.backend)
     try:
-        uvicorn.run(
+        config = uvicorn.Config(
             "services.inference.app.main:create_app",
             factory=True,
             host=settings.host,
             port=settings.port,
             workers=workers,
-            reload=False,
             log_level=settings.log_level.lower(),
             access_log=False,  # a log line per request costs more than the prediction; Prometheus counts requests
             proxy_headers=True,  # the client address behind the edge (X-Forwarded-For), only from FORWARDED_ALLOW_IPS
             forwarded_allow_ips=settings.forwarded_allow_ips,
             loop="uvloop",
             http="httptools",
+            timeout_worker_healthcheck=settings.worker_ping_timeout_s,
         )
+        serve(config, settings.shutdown_delay_s)
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)

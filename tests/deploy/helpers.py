@@ -24,6 +24,7 @@ BASE_FILE = REPO_ROOT / "docker-compose.yml"
 GPU_FILE = REPO_ROOT / "docker-compose.gpu.yml"
 OFFLINE_FILE = REPO_ROOT / "docker-compose.offline.yml"
 SCALE_FILE = REPO_ROOT / "docker-compose.scale.yml"
+SWARM_FILE = REPO_ROOT / "docker-compose.swarm.yml"
 SERVICES = ("trainer", "inference", "frontend")
 
 

@@ -9,6 +9,7 @@ from tests.deploy.helpers import (
     OFFLINE_FILE,
     SCALE_FILE,
     SERVICES,
+    SWARM_FILE,
     compose_config,
     compose_variables,
     env_example_variables,
@@ -230,7 +231,8 @@ def test_offline_override_refuses_to_start_without_the_data_folder():
 
 def test_every_env_example_variable_is_used_by_a_compose_file_and_vice_versa():
     documented = set(env_example_variables(ENV_EXAMPLE))
-    used = set().union(*(compose_variables(path) for path in (BASE_FILE, GPU_FILE, OFFLINE_FILE, SCALE_FILE)))
+    used = set().union(*(compose_variables(path) for path in (BASE_FILE, GPU_FILE, OFFLINE_FILE, SCALE_FILE,
+                                                              SWARM_FILE)))
     assert documented - used == set(), "documented in .env.example but used by no compose file"
     assert used - documented == set(), "used by a compose file but not documented in .env.example"
 
@@ -241,3 +243,5 @@ def test_env_example_values_are_the_compose_defaults(base):
     assert from_example == compose_config(BASE_FILE, GPU_FILE)["services"]
     scaled = compose_config(BASE_FILE, SCALE_FILE, env_file=ENV_EXAMPLE)["services"]
     assert scaled == compose_config(BASE_FILE, SCALE_FILE)["services"]
+    swarm = compose_config(BASE_FILE, SWARM_FILE, env_file=ENV_EXAMPLE)
+    assert swarm == compose_config(BASE_FILE, SWARM_FILE)

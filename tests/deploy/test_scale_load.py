@@ -74,3 +74,15 @@ def test_swap_counts_each_worker_of_a_replica_on_its_own(capsys):
     back = [*records, answer(104.0, "1", "v1")]
     code, figures = outcome(capsys, scale_load.swap(back, new="v2", published=100.0))
     assert code == 1 and figures["went_back"] == ["a/1"]
+
+
+def test_served_needs_no_failure_and_every_later_answer_from_the_given_replicas(capsys):
+    old = [request(i * 0.1, replica) for i in range(30) for replica in "abc"]
+    new = [request(5 + i * 0.1, replica) for i in range(30) for replica in "def"]
+    code, figures = outcome(capsys, scale_load.served(old + new, by={"d", "e", "f"}, after=4.5))
+    assert code == 0 and figures["answered_after"] == 90 and figures["failed"] == 0
+    code, figures = outcome(capsys, scale_load.served(old + new, by={"d", "e", "f"}, after=2.0))
+    assert code == 1 and set(figures["answered_after_by_others"]) == {"a", "b", "c"}
+    assert scale_load.served(old + new + [request(6.0, status=502)], by={"d", "e", "f"}, after=4.5) == 1
+    assert scale_load.served(old, by={"a", "b", "c"}, after=10.0) == 1, "nothing answered after the mark"
+    assert scale_load.served(old, by={"a", "b", "c"}, after=0.0) == 0

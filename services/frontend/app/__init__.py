@@ -26,7 +26,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = Flask(__name__)
-    secret_key = settings.secret_key
+    secret_key = settings.secret_key.get_secret_value() if settings.secret_key else ""
     if not secret_key:
         # Nothing here relies on sessions yet, so a per-process key only means cookies do not survive restarts.
         log.warning("SECRET_KEY is not set: using a random one for this process")

@@ -1,10 +1,12 @@
 """Frontend settings, from environment variables (``INFERENCE_URL=http://api:8000 python -m services.frontend``)."""
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from shared.secret_files import SettingsWithSecretFiles
 
 
-class Settings(BaseSettings):
+class Settings(SettingsWithSecretFiles):  # SECRET_KEY also from SECRET_KEY_FILE
     model_config = SettingsConfigDict(extra="ignore")
 
     inference_url: str = Field("http://127.0.0.1:8000", description="base URL of the inference API")
@@ -13,7 +15,7 @@ class Settings(BaseSettings):
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="cache; the page works without it")
     host: str = Field("127.0.0.1", description="containers set 0.0.0.0")
     port: int = Field(5000, ge=1, le=65535)
-    secret_key: str | None = Field(None, description="Flask secret; a random one per process when unset")
+    secret_key: SecretStr | None = Field(None, description="Flask secret; a random one per process when unset")
     workers: int = Field(2, ge=1, description="gunicorn worker processes")
     threads: int = Field(4, ge=1, description="threads per gunicorn worker (requests mostly wait on the API)")
     worker_timeout_s: int = Field(30, ge=5, description="gunicorn kills a worker stuck this long")

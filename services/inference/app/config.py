@@ -6,12 +6,13 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from shared.device import device_name
+from shared.secret_files import SettingsWithSecretFiles
 
 
-class Settings(BaseSettings):
+class Settings(SettingsWithSecretFiles):  # API_KEYS and ADMIN_TOKEN also from API_KEYS_FILE, ADMIN_TOKEN_FILE
     # hide_input_in_errors: a refused API_KEYS or ADMIN_TOKEN must not be printed in the error that stops the start
     model_config = SettingsConfigDict(extra="ignore", hide_input_in_errors=True)
 
@@ -30,6 +31,13 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1")
     port: int = Field(8000, ge=1, le=65535)
     log_level: str = Field("info")
+    worker_ping_timeout_s: int = Field(60, ge=1, description="with several workers, how long uvicorn's supervisor "
+                                       "waits for a worker to answer its ping before it kills and replaces it "
+                                       "(uvicorn's default, 5 s, kills workers still importing their model on a "
+                                       "busy host)")
+    shutdown_delay_s: float = Field(0.0, ge=0, description="after SIGTERM, keep serving this long before the "
+                                    "graceful shutdown, so load balancers that follow DNS stop sending first "
+                                    "(Swarm: docker-compose.swarm.yml; services/inference/draining.py)")
 
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="largest request body accepted")
     # A body must average MIN_BODY_RATE bytes/s once BODY_GRACE_S have passed (app/body_rate.py): the largest one
