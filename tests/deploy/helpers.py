@@ -6,6 +6,8 @@ compose schema and interpolates variables), Dockerfiles and .dockerignore by a s
 Docker's documented rules.
 """
 
+import copy
+import hashlib
 import json
 import os
 import re
@@ -44,11 +46,26 @@ def run_compose_config(*files: Path, env: dict[str, str] | None = None,
         )
 
 
+_configs: dict[str, dict] = {}  # one `docker-compose config` run per distinct input, for the whole test session
+
+
+def _inputs_digest(files: tuple[Path, ...], env: dict[str, str] | None, env_file: Path | None) -> str:
+    """What decides the output: the files' paths and contents, the environment and the env file's content."""
+    digest = hashlib.sha256(json.dumps(sorted((env or {}).items())).encode())
+    for path in (*files, *([env_file] if env_file else [])):
+        digest.update(str(path).encode() + b"\0" + Path(path).read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def compose_config(*files: Path, env: dict[str, str] | None = None, env_file: Path | None = None) -> dict:
-    """The merged, interpolated configuration, as `docker-compose config` prints it."""
-    result = run_compose_config(*files, env=env, env_file=env_file)
-    assert result.returncode == 0, f"docker-compose config failed for {files}:\n{result.stderr}"
-    return yaml.safe_load(result.stdout)
+    """The merged, interpolated configuration, as `docker-compose config` prints it. The same inputs give the same
+    output, so it is computed once per session (each run of the v1 client costs about a second) and copied."""
+    key = _inputs_digest(files, env, env_file)
+    if key not in _configs:
+        result = run_compose_config(*files, env=env, env_file=env_file)
+        assert result.returncode == 0, f"docker-compose config failed for {files}:\n{result.stderr}"
+        _configs[key] = yaml.safe_load(result.stdout)
+    return copy.deepcopy(_configs[key])
 
 
 def compose_variables(path: Path) -> set[str]:
