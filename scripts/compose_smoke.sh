@@ -19,7 +19,10 @@
 #             and EDGE_PAGE_URL), runs as non-root, and passes the client's address on; Chromium drives the page
 #             (tests/frontend/test_browser.py with FRONTEND_URL); with low limits set, a client over its rate gets 429
 #             in JSON with Retry-After (and a made-up X-Forwarded-For does not help it); the trained model reaches the API and the page
-#             without a restart and the API records it in the serving volume; the page survives `stop redis` and
+#             without a restart and the API records it in the serving volume; pinning through the edge (a token of
+#             this run's own, ADMIN_ALLOW=gateway): refused without the token, a pin and a rollback to the shipped
+#             model served and shown by the page, unpinned back to the trained one, and refused by an edge without
+#             ADMIN_ALLOW even with the token (docs/models.md); the page survives `stop redis` and
 #             caches again after `start`; with the API stopped the edge answers 502 in JSON and finds the API again
 #             after `start` (at its new address); a killed inference process is restarted by its restart policy;
 #             `down` + `up` serves the trained model without retraining; `down -v` leaves no container, volume or
@@ -38,6 +41,10 @@ export IMAGE_TAG="${IMAGE_TAG:-smoke}" EPOCHS="${EPOCHS:-1}" TRAIN_LIMIT="${TRAI
 # check_edge_limits runs the edge once with low limits. A network range of its own, beside a running stack.
 lifted_limits=(EDGE_RATE_LIMIT=100000r/s EDGE_RATE_BURST=100000 EDGE_CONN_LIMIT=10000)
 export "${lifted_limits[@]}" STACK_SUBNET="${STACK_SUBNET:-10.89.214.0/24}"
+# Management (check_pin): a token of this run's own, whatever .env says, and the edge passes management requests
+# from this machine (the container network's gateway, where the published ports' connections come from).
+ADMIN_TOKEN="$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
+export ADMIN_TOKEN ADMIN_ALLOW=gateway
 engine_dir="${CONTAINER_ENGINE_DIR:-$repo/../shared/container-engine}"
 python="${PYTHON:-$repo/.venv/bin/python}"
 project="$COMPOSE_PROJECT_NAME"
@@ -89,6 +96,42 @@ cache_state() { curl -fsS --max-time 10 -o /dev/null -D - "$page/sample?index=7"
 cache_hits() { [[ "$(cache_state)" == hit ]]; }
 restarted() { (($(inspect inference '{{.RestartCount}}') > $1)); }
 healthy() { [[ "$(inspect "$1" '{{.State.Health.Status}}')" == healthy ]]; }  # as the engine ran the check
+
+# Management requests through the edge (check_pin): the status, the answer in $work/admin.json.
+admin() {  # METHOD PATH [TOKEN]
+    local auth=()
+    [[ -n "${3:-}" ]] && auth=(-H "Authorization: Bearer $3")
+    curl -s -o "$work/admin.json" -w '%{http_code}' --max-time 30 -X "$1" ${auth[@]+"${auth[@]}"} "$api$2"
+}
+admin_field() {  # DOTTED.PATH: one field of $work/admin.json
+    python3 -c '
+import json, sys
+value = json.load(open(sys.argv[1]))
+for key in sys.argv[2].split("."):
+    value = value[key]
+print(json.dumps(value) if isinstance(value, (dict, list, bool)) or value is None else value)' "$work/admin.json" "$1"
+}
+listing_says() {  # SERVED PINNED ("null": none): GET /models, as the worker that answers sees it
+    curl -fsS --max-time 10 "$api/models" >"$work/models.json" || return 1
+    python3 - "$work/models.json" "$1" "$2" <<'PY'
+import json, sys
+listing, served, pinned = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3]
+pinned = None if pinned == "null" else pinned
+rows = {row["version"]: row for row in listing["models"]}
+assert listing["served"] == served and listing["pinned"] == pinned, listing
+assert listing["following"] == ("pin" if pinned else "latest") and (listing["pin"] is None) == (pinned is None)
+assert rows[served]["served"] and (pinned is None or rows[pinned]["pinned"])
+assert sum(row["pinned"] for row in rows.values()) == (1 if pinned else 0)
+PY
+}
+serves_only() {  # VERSION: 8 answers in a row (whichever workers take them) name VERSION
+    local i
+    for i in 1 2 3 4 5 6 7 8; do [[ "$(field "$api/ready" model_version)" == "$1" ]] || return 1; done
+}
+page_pin_state() { [[ "$(curl -fsS --max-time 10 "$page/")" == *"data-testid=\"pin-state\">$1"* ]]; }  # pinned, following
+edge_saw() {  # the address the edge logged for the last management request (what ADMIN_ALLOW is matched with)
+    docker logs "$(container edge)" 2>/dev/null | grep -E '"(POST|DELETE) /models/' | tail -1 | cut -d' ' -f1
+}
 
 all() {  # COMMAND ARG...: COMMAND succeeds for every ARG
     local command="$1" arg
@@ -248,6 +291,64 @@ check_training_published() {
     trained_version="$version"
 }
 
+check_pin() {
+    # Model versions through the edge (docs/models.md): the trained model serves and is latest, the shipped one is
+    # listed beside it; pinning wants the token; a pin of the served version, then a rollback to the shipped one
+    # (every worker follows within RELOAD_INTERVAL_S), then unpinned: the trained one again.
+    local status token
+    wait_for "GET /models: $trained_version served, nothing pinned" 30 listing_says "$trained_version" null
+    python3 - "$work/models.json" "$trained_version" "$default_version" <<'PY' || fail "GET /models: $(cat "$work/models.json")"
+import json, sys
+listing, trained, default = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3]
+rows = {row["version"]: row for row in listing["models"]}
+assert listing["latest"] == trained and rows[trained]["latest"] and rows[trained]["source"] == "artifacts", listing
+assert rows[default]["source"] == "default" and not rows[default]["latest"], rows
+PY
+    say "ok: GET /models lists $trained_version (served, latest) and the shipped $default_version"
+    for token in "" "not-the-token"; do
+        status="$(admin POST "/models/$trained_version/pin" "$token")"
+        if [[ "$status" == 403 && "$(admin_field error)" == management_not_allowed_here ]]; then
+            fail "the edge refused a management request from $(edge_saw) with ADMIN_ALLOW=gateway: $(cat "$work/admin.json")"
+        fi
+        [[ "$status" == 403 && "$(admin_field error)" == admin_token_required ]] \
+            || fail "POST /models/$trained_version/pin with token '${token}' answered $status $(cat "$work/admin.json")"
+    done
+    say "ok: pinning without the token or with a wrong one: 403 admin_token_required"
+    wait_for "still nothing pinned" 10 listing_says "$trained_version" null
+    status="$(admin POST "/models/$trained_version/pin" "$ADMIN_TOKEN")"
+    [[ "$status" == 200 && "$(admin_field pinned)" == "$trained_version" ]] \
+        || fail "POST /models/$trained_version/pin with the token answered $status $(cat "$work/admin.json")"
+    wait_for "GET /models says $trained_version pinned" 30 listing_says "$trained_version" "$trained_version"
+    status="$(admin POST "/models/$default_version/pin" "$ADMIN_TOKEN")"
+    [[ "$status" == 200 && "$(admin_field pinned)" == "$default_version" && "$(admin_field served)" == "$default_version" \
+        && "$(admin_field pin.previous)" == "$trained_version" ]] \
+        || fail "POST /models/$default_version/pin (a rollback) answered $status $(cat "$work/admin.json")"
+    wait_for "every worker serves the pinned $default_version (rolled back)" 30 serves_only "$default_version"
+    wait_for "GET /models says $default_version served and pinned" 30 listing_says "$default_version" "$default_version"
+    wait_for "the page shows the pin" 60 page_pin_state pinned
+    [[ "$(compose exec -T inference cat /app/serving/pin/pinned.json)" == *"\"model_version\": \"$default_version\""* ]] \
+        || fail "the serving volume's pin record does not name $default_version"
+    status="$(admin DELETE /models/pin "$ADMIN_TOKEN")"
+    [[ "$status" == 200 && "$(admin_field pinned)" == null && "$(admin_field was)" == "$default_version" ]] \
+        || fail "DELETE /models/pin answered $status $(cat "$work/admin.json")"
+    wait_for "every worker serves the latest $trained_version again (unpinned)" 30 serves_only "$trained_version"
+    wait_for "GET /models says nothing pinned" 30 listing_says "$trained_version" null
+    wait_for "the page shows it follows the latest model" 60 page_pin_state following
+    # ADMIN_ALLOW matters: an edge without it refuses management requests, with the right token too.
+    ADMIN_ALLOW= compose up -d --no-deps edge
+    wait_for "edge healthy without ADMIN_ALLOW" 60 healthy edge
+    wait_for "API through the edge" 60 curl -fsS "$api/ready"
+    status="$(admin POST "/models/$default_version/pin" "$ADMIN_TOKEN")"
+    [[ "$status" == 403 && "$(admin_field error)" == management_not_allowed_here ]] \
+        || fail "with ADMIN_ALLOW empty the edge passed a pin: $status $(cat "$work/admin.json")"
+    curl -fsS --max-time 10 -o /dev/null "$api/models" || fail "with ADMIN_ALLOW empty GET /models is refused"
+    wait_for "still nothing pinned" 10 listing_says "$trained_version" null
+    say "ok: with ADMIN_ALLOW empty the edge refuses a pin (403 management_not_allowed_here), reading stays open"
+    compose up -d --no-deps edge  # ADMIN_ALLOW=gateway again
+    wait_for "edge healthy with ADMIN_ALLOW=gateway" 60 healthy edge
+    wait_for "API through the edge again" 60 curl -fsS "$api/ready"
+}
+
 check_redis_outage() {
     compose stop redis
     [[ "$(status_of "$page/")" == 200 ]] || fail "the page does not answer 200 with Redis stopped"
@@ -310,6 +411,7 @@ check_edge
 check_edge_limits
 check_browser
 check_training_published
+check_pin
 check_redis_outage
 check_api_restart_behind_edge
 check_inference_crash

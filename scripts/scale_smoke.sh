@@ -10,7 +10,11 @@
 #            pausing 100 ms between requests, so the trainer gets CPU on a small machine): every replica serves the
 #            new version within 15 s of its publication (the manifest's mtime), no request fails, and the time two
 #            versions answered side by side is reported.
-# 4. kill    one replica is killed (SIGKILL) under load: only requests in flight at that moment fail (how many is
+# 4. pin     a rollback under load, through the edge (a token of this run's own, ADMIN_ALLOW=gateway): refused
+#            without the token; the shipped default pinned, every replica answers with it (X-Model-Version) within
+#            15 s of the pin and no request fails; unpinned, every replica serves the trained version again within
+#            15 s (docs/models.md).
+# 5. kill    one replica is killed (SIGKILL) under load: only requests in flight at that moment fail (how many is
 #            reported; at most one per client), and the other replicas take all the traffic.
 # The project is removed at the end, on failure too. Figures: one JSON line per check in $SCALE_REPORT (default
 # scale-smoke.json in a temporary folder, printed at the end).
@@ -24,6 +28,10 @@ export IMAGE_TAG="${IMAGE_TAG:-smoke}" EPOCHS="${EPOCHS:-1}" TRAIN_LIMIT="${TRAI
 # Every client of this script is one address to the edge (the host, through the engine's port forwarding): its
 # per-client limits are lifted for the load; compose-smoke checks them. A network range of its own, beside a stack.
 export EDGE_RATE_LIMIT=100000r/s EDGE_RATE_BURST=100000 EDGE_CONN_LIMIT=10000 STACK_SUBNET="${STACK_SUBNET:-10.89.215.0/24}"
+# Management (section 4): a token of this run's own, whatever .env says; the edge passes management requests from
+# this machine (the container network's gateway, where the published ports' connections come from).
+ADMIN_TOKEN="$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
+export ADMIN_TOKEN ADMIN_ALLOW=gateway
 replicas="${REPLICAS:-3}" clients="${CLIENTS:-12}"
 engine_dir="${CONTAINER_ENGINE_DIR:-$repo/../shared/container-engine}"
 python="${PYTHON:-$repo/.venv/bin/python}"
@@ -147,7 +155,43 @@ settle 60 recorded swap --new "$new_version" --published "$published"
 stop_load
 check swap swap --new "$new_version" --published "$published" || fail "the swap to $new_version"
 
-# --- 4. kill ---------------------------------------------------------------------------------------------------------
+# --- 4. pin ----------------------------------------------------------------------------------------------------------
+manage() {  # METHOD PATH [TOKEN]: a management request through the edge; prints the status, the answer in $work/manage.json
+    local auth=()
+    [[ -n "${3:-}" ]] && auth=(-H "Authorization: Bearer $3")
+    curl -s -o "$work/manage.json" -w '%{http_code}' --max-time 30 -X "$1" ${auth[@]+"${auth[@]}"} "$api$2"
+}
+manage_error() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1])).get("error"))' "$work/manage.json"; }
+listed_pin() { curl -fsS --max-time 10 "$api/models" | python3 -c 'import json, sys; print(json.load(sys.stdin)["pinned"])'; }
+status="$(manage POST "/models/$default_version/pin")"
+[[ "$status" == 403 && "$(manage_error)" == admin_token_required ]] \
+    || fail "a pin without the token answered $status $(cat "$work/manage.json")"
+say "ok: a pin without the token: 403 admin_token_required"
+start_load pin
+wait_for "the load is running" 60 answered "$clients"
+pinned_at="$(now)"
+status="$(manage POST "/models/$default_version/pin" "$ADMIN_TOKEN")"
+[[ "$status" == 200 ]] || fail "pinning $default_version through the edge answered $status $(cat "$work/manage.json")"
+say "pinned $default_version (a rollback from $new_version) through the edge"
+# Until every replica answers the pinned version (the check then says whether each did within 15 s of the pin).
+settle 60 recorded swap --new "$default_version" --published "$pinned_at"
+stop_load
+check pin swap --new "$default_version" --published "$pinned_at" \
+    || fail "not every replica answered with the pinned $default_version in time"
+[[ "$(listed_pin)" == "$default_version" ]] || fail "GET /models does not say $default_version is pinned"
+start_load unpin
+wait_for "the load is running" 60 answered "$clients"
+unpinned_at="$(now)"
+status="$(manage DELETE /models/pin "$ADMIN_TOKEN")"
+[[ "$status" == 200 ]] || fail "unpinning through the edge answered $status $(cat "$work/manage.json")"
+settle 60 recorded swap --new "$new_version" --published "$unpinned_at"
+stop_load
+check unpin swap --new "$new_version" --published "$unpinned_at" \
+    || fail "not every replica went back to the latest $new_version in time after the unpin"
+[[ "$(listed_pin)" == None ]] || fail "GET /models still names a pin after DELETE /models/pin"
+say "ok: unpinned: every replica serves the latest $new_version again"
+
+# --- 5. kill ---------------------------------------------------------------------------------------------------------
 start_load kill
 settle 60 recorded spread --replicas "$replicas"  # the load reaches every replica before one is killed
 victim="$(replica_ids | tail -1)"

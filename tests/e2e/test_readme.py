@@ -20,7 +20,7 @@ def test_readme_has_curl_examples_for_every_endpoint():
     text = "\n".join(curl_examples())
     for endpoint in ("/predict", "top_k=", "pixels", "instances", "/metrics", "/samples/random", "/samples/",
                      "/health", "/ready", "/metrics/prometheus", "/training", ":5000/sample", ":5000/predict",
-                     "/v2/models/fashion-mnist", "/v2/models/fashion-mnist/infer"):
+                     "/v2/models/fashion-mnist", "/v2/models/fashion-mnist/infer", ":8000/models", "/models/pin"):
         assert endpoint in text, endpoint
 
 
