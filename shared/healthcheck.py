@@ -18,7 +18,7 @@ TIMEOUT_S = 4.0  # below the compose files' healthcheck timeout (5 s), so a hung
 
 def check(url: str, timeout_s: float = TIMEOUT_S) -> tuple[bool, str]:
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 - our own http:// URL
             return True, f"healthy: {url} answered {response.status}"
     except urllib.error.HTTPError as error:
         return False, f"unhealthy: {url} answered {error.code}"

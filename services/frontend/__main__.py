@@ -28,7 +28,7 @@ def gunicorn_argv(settings: Settings) -> list[str]:
 
 def main() -> None:
     argv = gunicorn_argv(Settings())
-    os.execv(argv[0], argv)
+    os.execv(argv[0], argv)  # noqa: S606 - gunicorn replaces this process; argv is ours, no shell
 
 
 if __name__ == "__main__":
