@@ -29,7 +29,8 @@ lock: install  ## regenerate the hashed lock files the images install (scripts/l
 audit: install  ## known vulnerabilities in the lock files (pip-audit; AUDIT_ARGS=--allow-unchecked: list what no source could check)
 	$(PY) scripts/audit_locks.py $(AUDIT_ARGS)
 
-test: install  ## run the whole test suite
+test: install  ## ruff (style and the security rules), then the whole test suite
+	$(PY) -m ruff check .
 	$(PY) -m pytest
 
 lint: install  ## ruff
