@@ -22,6 +22,7 @@ Each check prints one line of figures and a JSON object (for the report), and ex
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -43,6 +44,8 @@ def run(url: str, out: Path, clients: int, pause: float) -> int:
 
     def client() -> None:
         with requests.Session() as session:
+            if os.environ.get("LOAD_API_KEY"):  # one of the API's API_KEYS, when it has some (swarm-smoke)
+                session.headers["Authorization"] = f"Bearer {os.environ['LOAD_API_KEY']}"
             while not stop.is_set():
                 record = {"start": time.time(), "status": None, "served_by": None, "version": None, "error": None}
                 try:

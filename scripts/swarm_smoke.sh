@@ -32,6 +32,8 @@ repo="$PWD"
 export IMAGE_TAG="${IMAGE_TAG:-smoke}" EPOCHS="${EPOCHS:-1}" TRAIN_LIMIT="${TRAIN_LIMIT:-2000}" RETRAIN=0
 export FRONTEND_PORT="${FRONTEND_PORT:-15200}" INFERENCE_PORT="${INFERENCE_PORT:-18200}"
 export SWARM_NODES="${SWARM_NODES:-2}"
+# The edge's per-client limits lifted for the load below (12 clients that all come from this machine's address).
+export EDGE_RATE_LIMIT=100000r/s EDGE_RATE_BURST=100000 EDGE_CONN_LIMIT=10000
 stack="${SWARM_STACK:-fmsmoke}" clients="${CLIENTS:-12}"
 engine_dir="${CONTAINER_ENGINE_DIR:-$repo/../shared/container-engine}"
 python="${PYTHON:-$repo/.venv/bin/python}"
@@ -200,9 +202,13 @@ start_nodes() {
 write_stack() {
     local data_dir="${FASHION_MNIST_DIR:-$repo/../shared/data}" extra=(-f "$work/smoke.yml")
     mkdir -p "$work/secrets"
-    for secret in admin_token api_keys secret_key; do
+    for secret in admin_token secret_key inference_api_key; do
         python3 -c 'import secrets; print(secrets.token_urlsafe(32))' >"$work/secrets/$secret"
     done
+    # Two API keys: the page's own (inference_api_key) and the one this smoke's curl and load clients send.
+    LOAD_API_KEY="$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+    export LOAD_API_KEY
+    echo "$(cat "$work/secrets/inference_api_key"),$LOAD_API_KEY" >"$work/secrets/api_keys"
     # What this smoke adds: the trainer on the manager (the only node with its image) with a short validation split,
     # started only once the rest converged (`check_spread_and_training`), so that it publishes under load and does
     # not slow the first start on a small machine.
@@ -242,10 +248,11 @@ deploy() {
 }
 
 check_page_and_predict() {
-    curl -fsS "$api/samples/0" | python3 -c '
+    local auth=(-H "Authorization: Bearer $LOAD_API_KEY")
+    curl -fsS "${auth[@]}" "$api/samples/0" | python3 -c '
 import base64, json, sys
 sys.stdout.buffer.write(base64.b64decode(json.load(sys.stdin)["image_png_base64"]))' >"$work/sample.png"
-    curl -fsS -F "file=@$work/sample.png" "$api/predict" >"$work/prediction.json"
+    curl -fsS "${auth[@]}" -F "file=@$work/sample.png" "$api/predict" >"$work/prediction.json"
     python3 - "$work/prediction.json" <<'PY' || fail "/predict answered $(cat "$work/prediction.json")"
 import json, sys
 answer = json.load(open(sys.argv[1]))
@@ -274,27 +281,27 @@ check_secrets() {  # never in an environment; read by the settings in the contai
     local n cid env service name value
     for service in inference frontend; do
         env="$(mgr service inspect -f '{{json .Spec.TaskTemplate.ContainerSpec.Env}}' "${stack}_$service")"
-        for name in admin_token api_keys secret_key; do
+        for name in admin_token api_keys secret_key inference_api_key; do
             [[ "$env" != *"$(cat "$work/secrets/$name")"* ]] || fail "$name is in the $service service's spec"
         done
     done
     for ((n = 1; n <= SWARM_NODES; n++)); do
         for cid in $(on_node "$n" ps -q --filter "label=com.docker.stack.namespace=$stack"); do
             env="$(on_node "$n" inspect -f '{{json .Config.Env}}' "$cid")"
-            for name in admin_token api_keys secret_key; do
+            for name in admin_token api_keys secret_key inference_api_key; do
                 [[ "$env" != *"$(cat "$work/secrets/$name")"* ]] || fail "$name is in container $cid's environment"
             done
         done
     done
     { secret_digests inference services.inference.app.config admin_token api_keys
-      secret_digests frontend services.frontend.app.config secret_key; } >"$work/seen" \
+      secret_digests frontend services.frontend.app.config secret_key inference_api_key; } >"$work/seen" \
         || fail "the secret files are not what the services' settings read: $(cat "$work/seen")"
-    for name in admin_token api_keys secret_key; do
+    for name in admin_token api_keys secret_key inference_api_key; do
         value="$(tr -d '\n' <"$work/secrets/$name" | sha256sum | cut -d' ' -f1)"
         grep -qx "$name $value" "$work/seen" || fail "the settings do not read $name from its secret: $(cat "$work/seen")"
     done
     say "ok: secrets in no environment (services, and containers on every node); the settings read admin_token," \
-        "api_keys and secret_key from /run/secrets (mode 400, owned by the app user)"
+        "api_keys, secret_key and inference_api_key from /run/secrets (mode 400, owned by the app user)"
 }
 
 # --- 3. spread, training ---------------------------------------------------------------------------------------------

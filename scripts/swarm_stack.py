@@ -44,7 +44,7 @@ STACK_VERSION = "3.9"
 
 # The secret settings of each service (the SecretStr fields of its Settings class; tests/deploy/
 # test_swarm_stack.py checks this table against them). A file of that name in --secrets-dir becomes a secret.
-SECRETS = {"inference": ("admin_token", "api_keys"), "frontend": ("secret_key",)}
+SECRETS = {"inference": ("admin_token", "api_keys"), "frontend": ("secret_key", "inference_api_key")}
 APP_USER = "10001"  # the services' user in their images (Dockerfiles): only it may read the secrets
 PROJECT_IMAGES = "fashion-mnist-"  # the images this project builds (docker-compose.yml)
 GPU_RESOURCE = "NVIDIA-GPU"  # the generic resource a GPU node advertises (docs/swarm.md)
@@ -285,7 +285,8 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / ".swarm" / "stack.yml")
     parser.add_argument("--secrets-dir", type=Path, default=REPO_ROOT / ".swarm" / "secrets",
-                        help="files named after the secret settings (admin_token, api_keys, secret_key)")
+                        help="files named after the secret settings (admin_token, api_keys, secret_key, "
+                             "inference_api_key)")
     parser.add_argument("--gpu", action="store_true", help=f"add {GPU_FILE} (CUDA images, a GPU per task)")
     parser.add_argument("--registry", default=os.environ.get("IMAGE_REGISTRY", ""),
                         help="prefix of the project's images in a registry, e.g. registry.example.com:5000/")

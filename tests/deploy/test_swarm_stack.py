@@ -23,7 +23,7 @@ spec = importlib.util.spec_from_file_location("swarm_stack", REPO_ROOT / "script
 swarm_stack = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(swarm_stack)
 
-SECRET_NAMES = ("admin_token", "api_keys", "secret_key")
+SECRET_NAMES = ("admin_token", "api_keys", "secret_key", "inference_api_key")
 
 
 def write(tmp_path: Path, secrets: dict[str, str] | None = None, gpu: bool = False, registry: str = "",
@@ -81,7 +81,7 @@ def test_the_settings_are_the_compose_ones_and_secrets_never_plain(stack, base):
         expected = {key: value for key, value in (compose_service.get("environment") or {}).items()
                     if key not in secret_variables}
         if name == "frontend":
-            expected["INFERENCE_URL"] = "http://edge:8000"  # through the edge, as with the scale overlay
+            expected["INFERENCE_URL"] = "http://edge:8080"  # the edge's internal port, as with the scale overlay
         assert {key: environment.get(key) for key in expected} == expected, name
         assert not secret_variables & set(environment), f"{name}: a secret as a plain variable"
 
@@ -89,6 +89,7 @@ def test_the_settings_are_the_compose_ones_and_secrets_never_plain(stack, base):
 def test_the_mounts_are_the_compose_ones_and_the_edge_config_comes_as_swarm_configs(stack, base):
     for name in ("trainer", "inference"):
         compose_targets = {entry.split(":")[1] for entry in base[name]["volumes"]}
+        compose_targets |= {entry.split(":")[0] for entry in base[name].get("tmpfs") or []}  # a writable /tmp
         assert set(mounts(stack["services"][name])) == compose_targets, name
     assert mounts(stack["services"]["inference"])["/app/artifacts"]["read_only"] is True
     assert mounts(stack["services"]["trainer"])["/app/serving"]["read_only"] is True
@@ -140,7 +141,8 @@ def test_every_service_is_found_by_dns_and_the_edge_publishes_on_its_node(stack)
     assert edge["ports"] == [{"target": 5000, "protocol": "tcp", "mode": "host", "published": 5000},
                              {"target": 8000, "protocol": "tcp", "mode": "host", "published": 8000}]
     assert edge["deploy"]["update_config"]["order"] == "stop-first", "two edges cannot share a node's ports"
-    assert stack["networks"] == {"default": {"driver": "overlay"}}
+    # An overlay on the range FORWARDED_ALLOW_IPS names, so the services believe the edge's X-Forwarded-For.
+    assert stack["networks"] == {"default": {"driver": "overlay", "ipam": {"config": [{"subnet": "10.89.213.0/24"}]}}}
     for name in ("redis", "trainer", "inference", "frontend"):
         assert "ports" not in stack["services"][name], f"{name} is reached through the edge only"
 
