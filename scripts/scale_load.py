@@ -9,8 +9,8 @@
     scale_load.py swap OUT --new V --published T every replica serves V within 15 s of T (the manifest's mtime),
                                                  no request failed; prints how long two versions answered side by side
     scale_load.py kill OUT --replica ID --from T0 --to T1 --clients C
-                                                 only requests in flight on the kill (between T0 and T1) failed,
-                                                 at most C of them; the others served everything afterwards
+                                                 only requests in flight on the kill (between T0 and T1) failed;
+                                                 the others served everything afterwards
     scale_load.py served OUT --by ID[,ID...] [--after T]
                                                  no request failed, and every request started after T (default:
                                                  all) was answered by one of these replicas (`make swarm-smoke`:
@@ -150,9 +150,12 @@ def kill(records: list[dict], replica: str, killed_from: float, killed_to: float
     # it requests, which its listening socket accepts: they are in flight on it too. How many, and how long:
     sent_during_exit = sum(r["start"] >= killed_from for r in in_flight)
     reset_after = max((r["end"] - killed_from for r in in_flight), default=0.0)
-    ok = not outside and len(in_flight) <= clients and len(others) >= 1 and not late_from_killed
+    # No bound on their number: a client whose request failed at once sends the next, which the edge may still
+    # pass to the dying replica within the same window (a run here: 13 failures from 12 clients, all in the window).
+    # What must hold is when they failed: only while the replica was being killed, never before or after.
+    ok = not outside and len(others) >= 1 and not late_from_killed
     return report(ok, f"killed replica {replica}: {len(in_flight)} requests failed, all in flight on the kill "
-                      f"(at most {clients} can be), {len(outside)} other failures; afterwards {sum(others.values())} "
+                      f"({clients} clients), {len(outside)} other failures; afterwards {sum(others.values())} "
                       f"answers from {len(others)} other replicas, {len(late_from_killed)} from the killed one; "
                       f"slowest request after the kill {slowest_after:.2f}s; {sent_during_exit} of the failed started "
                       f"after `docker kill` was called, all ended by {reset_after:.2f}s after it",
