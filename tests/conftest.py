@@ -21,8 +21,10 @@ def tiny_data_dir(tmp_path_factory) -> Path:
 
 
 def tiny_settings(data_dir: Path, artifacts_dir: Path, **overrides) -> TrainSettings:
+    # precision="fp32": "auto" picks bf16 on CPUs with native bf16 (AVX512-BF16, AMX), so a test would record and
+    # compute differently on different machines; test_precision_setting_is_applied_and_recorded covers bf16.
     values = dict(data_dir=data_dir, artifacts_dir=artifacts_dir, download=False, epochs=2, val_size=100,
-                  seed=7, device="cpu", num_threads=1)
+                  seed=7, device="cpu", num_threads=1, precision="fp32")
     return TrainSettings(**{**values, **overrides})
 
 
