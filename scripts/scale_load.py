@@ -121,9 +121,13 @@ def swap(records: list[dict], new: str, published: float) -> int:
                  else max(first_new_by_worker[w] for w in workers if w[0] == name) for name in replicas}
     failures = [record for record in records if failed(record)]
     lags = {name: None if first is None else round(first - published, 2) for name, first in first_new.items()}
-    # After every replica switched, no old answer may follow (a replica never goes back).
-    went_back = [f"{name}/{worker}" for name, worker in workers if first_new_by_worker[(name, worker)]
-                 and last_old[(name, worker)] and last_old[(name, worker)] > first_new_by_worker[(name, worker)]]
+    # A worker never goes back: no request it answers with an old version was SENT after one of its new answers
+    # had arrived. (Arrival times alone would not do: two requests in one batch can reach their client threads in
+    # either order on a busy machine; a CI run saw an old answer arrive after a new one from the same worker.)
+    last_old_sent = {worker: max((r["start"] for r in records if (r["served_by"], r.get("worker")) == worker
+                                  and r["version"] != new), default=None) for worker in workers}
+    went_back = [f"{name}/{worker}" for (name, worker), first in first_new_by_worker.items()
+                 if first and last_old_sent[(name, worker)] and last_old_sent[(name, worker)] > first]
     news = [t for t in first_new_by_worker.values() if t is not None]
     olds = [t for t in last_old.values() if t is not None]
     mixed = round(max(olds) - min(news), 2) if news and olds else 0.0

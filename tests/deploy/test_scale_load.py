@@ -48,6 +48,16 @@ def test_swap_fails_when_a_replica_goes_back_to_the_old_version(capsys):
     assert scale_load.swap(records, new="v2", published=100.0) == 1
 
 
+def test_an_old_answer_sent_before_a_new_one_arrived_is_not_going_back(capsys):
+    """Two requests of one batch reach their client threads in either order: only what was sent later counts."""
+    records = [request(101.0, "a", "v1", took=1.0), request(101.2, "a", "v2", took=0.1)]  # v1 arrives last
+    code, figures = outcome(capsys, scale_load.swap(records, new="v2", published=100.0))
+    assert code == 0 and figures["went_back"] == []
+    records.append(request(101.5, "a", "v1"))  # sent after the v2 answer arrived (101.3): it went back
+    code, figures = outcome(capsys, scale_load.swap(records, new="v2", published=100.0))
+    assert code == 1 and figures["went_back"] == ["a/None"]
+
+
 def test_kill_allows_failures_only_in_flight_on_the_kill_and_needs_the_others_to_take_over(capsys):
     before = [request(i * 0.1, replica) for i in range(50) for replica in "abc"]
     after = [request(7 + i * 0.1, replica) for i in range(50) for replica in "ab"]
