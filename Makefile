@@ -9,7 +9,7 @@ ARTIFACTS_DIR ?= artifacts
 DEFAULT_MODEL_DIR ?= models/default
 export DATA_DIR ARTIFACTS_DIR
 
-.PHONY: help install lock audit test lint bench train promote default-model calibrate inference frontend up down status \
+.PHONY: help install lock audit test lint docs bench train promote default-model calibrate inference frontend up down status \
 	compose-smoke scale-smoke swarm-stack swarm-deploy swarm-rm swarm-smoke gpu-check ddp-gpu-check
 
 help:  ## list the targets
@@ -35,6 +35,9 @@ test: install  ## ruff (style and the security rules), then the whole test suite
 
 lint: install  ## ruff
 	$(PY) -m ruff check .
+
+docs: install  ## regenerate docs/configuration.md from the services' Settings classes (scripts/settings_reference.py)
+	$(PY) scripts/settings_reference.py
 
 bench: install  ## run the benchmarks: JSON in bench/results/, a table printed
 	$(PY) -m bench

@@ -1,4 +1,4 @@
-"""Draw docs/preprocessing.png: what the upload path does to a photo (the README's picture).
+"""Draw docs/preprocessing.png: what the upload path does to a photo (the picture in docs/api.md).
 
     .venv/bin/python scripts/preprocessing_figure.py [--output docs/preprocessing.png]
 

@@ -50,7 +50,7 @@ def split_explanation(answer: dict[str, Any]) -> tuple[dict[str, Any], dict[str,
 
 
 class InferenceClient:
-    """Thin wrapper over the inference API's HTTP contract (see the README / services.inference)."""
+    """Thin wrapper over the inference API's HTTP contract (see docs/api.md / services.inference)."""
 
     def __init__(self, base_url: str, connect_timeout_s: float, read_timeout_s: float, health_timeout_s: float = 2.0,
                  pool_size: int = 8, api_key: str = "") -> None:
