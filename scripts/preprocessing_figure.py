@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw, ImageOps
 
 from bench.common import data_dir
 from bench.photo_synthesis import TRANSFORMATIONS, photo
-from services.inference.app.images import decode_picture
+from services.inference.app.picture_decoding import decode_picture
 from shared.data import load_split
 
 ROWS = (("all_at_once", 12), ("grey_background", 1), ("colour", 26))  # (look, test image index)
