@@ -154,7 +154,9 @@ class TrainingProgress:
             "images_per_s": self._epoch_rate() if self.record["phase"] == "training" else self._images_per_s,
             "elapsed_s": round(now - self._started, 3),
             "eta_s": self._eta(now) if training else (0.0 if self.record["phase"] == "finishing" else None),
-            "history": self.history, "updated_at": utc_now(),
+            "history": self.history,
+            # the final record was last updated when the run ended: one instant, not two clock readings
+            "updated_at": self.record["finished_at"] if self._closed else utc_now(),
         }
 
     def _set_phase(self, phase: str) -> None:
