@@ -25,7 +25,6 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from services.trainer.augment import augment_batch
-from services.trainer.calibration import calibration_report
 from services.trainer.cards import add_missing_cards
 from services.trainer.config import TrainSettings
 from services.trainer.distributed import (
@@ -41,6 +40,7 @@ from services.trainer.distributed import (
     world_from_env,
 )
 from services.trainer.evaluation import classification_report, evaluate
+from services.trainer.fit_temperature import calibration_report
 from services.trainer.progress import TrainingProgress, open_progress, published_by_run
 from services.trainer.publish_gate import decide, split_record
 from services.trainer.report import build_metrics
