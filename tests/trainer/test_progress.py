@@ -9,7 +9,8 @@ import torch
 
 from services.trainer.distributed import World
 from services.trainer.progress import open_progress
-from services.trainer.train import StopFlag, StopRequested, run
+from services.trainer.signals import StopFlag, StopRequested
+from services.trainer.train import run
 from shared.artifacts import read_manifest
 from shared.data import DatasetNotFoundError
 from shared.training_progress import progress_path
