@@ -49,13 +49,16 @@ def test_a_reader_polling_the_record_never_meets_half_a_file(tiny_data_dir, tmp_
     seen, failures, done = [], [], threading.Event()
 
     def poll() -> None:
-        while not done.is_set():
+        while True:
+            last = done.is_set()  # set once run() returned: this read is after the last write
             try:
                 seen.append(json.loads(progress_path(tmp_path).read_text()))
             except FileNotFoundError:
-                continue  # not written yet
+                pass  # not written yet
             except Exception as error:  # any other failure is what the test is looking for
                 failures.append(repr(error))
+            if last:
+                return
 
     reader = threading.Thread(target=poll)
     reader.start()
