@@ -56,7 +56,7 @@ default-model: install  ## copy the model published in ARTIFACTS_DIR to models/d
 	$(PY) -m services.trainer.export --source $(ARTIFACTS_DIR) --target $(DEFAULT_MODEL_DIR)
 
 calibrate: install  ## fit the temperature of the model in DEFAULT_MODEL_DIR on its validation split (DATA_DIR); republish it
-	$(PY) -m services.trainer.calibrate --model-dir $(DEFAULT_MODEL_DIR) --data-dir $(DATA_DIR)
+	$(PY) -m services.trainer.recalibrate --model-dir $(DEFAULT_MODEL_DIR) --data-dir $(DATA_DIR)
 
 inference: install  ## run the inference API on http://127.0.0.1:8000
 	$(PY) -m services.inference
