@@ -9,7 +9,7 @@ ARTIFACTS_DIR ?= artifacts
 DEFAULT_MODEL_DIR ?= models/default
 export DATA_DIR ARTIFACTS_DIR
 
-.PHONY: help install lock audit test lint bench train promote default-model calibrate inference frontend up down status \
+.PHONY: help install lock audit test lint docs bench train promote default-model calibrate inference frontend up down status \
 	compose-smoke scale-smoke swarm-stack swarm-deploy swarm-rm swarm-smoke gpu-check ddp-gpu-check
 
 help:  ## list the targets
@@ -36,6 +36,9 @@ test: install  ## ruff (style and the security rules), then the whole test suite
 lint: install  ## ruff
 	$(PY) -m ruff check .
 
+docs: install  ## regenerate docs/configuration.md from the services' Settings classes (scripts/settings_reference.py)
+	$(PY) scripts/settings_reference.py
+
 bench: install  ## run the benchmarks: JSON in bench/results/, a table printed
 	$(PY) -m bench
 
@@ -53,7 +56,7 @@ default-model: install  ## copy the model published in ARTIFACTS_DIR to models/d
 	$(PY) -m services.trainer.export --source $(ARTIFACTS_DIR) --target $(DEFAULT_MODEL_DIR)
 
 calibrate: install  ## fit the temperature of the model in DEFAULT_MODEL_DIR on its validation split (DATA_DIR); republish it
-	$(PY) -m services.trainer.calibrate --model-dir $(DEFAULT_MODEL_DIR) --data-dir $(DATA_DIR)
+	$(PY) -m services.trainer.recalibrate --model-dir $(DEFAULT_MODEL_DIR) --data-dir $(DATA_DIR)
 
 inference: install  ## run the inference API on http://127.0.0.1:8000
 	$(PY) -m services.inference

@@ -15,7 +15,7 @@ import numpy as np
 
 from bench.common import data_dir, model_dir, save_result
 from shared.artifacts import publish_model, read_manifest
-from shared.calibration import calibration_summary
+from shared.calibration_measures import calibration_summary
 from shared.checkpoint import load_checkpoint
 from shared.data import load_split
 from tests.processes import inference_server

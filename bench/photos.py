@@ -22,7 +22,7 @@ import numpy as np
 
 from bench.common import data_dir, model_dir, save_result
 from bench.photo_synthesis import TRANSFORMATIONS, photo
-from services.inference.app.images import decode_picture
+from services.inference.app.picture_decoding import decode_picture
 from shared.data import load_split
 from tests.processes import inference_server
 

@@ -3,7 +3,7 @@
 The API runs in this process (uvicorn, the default settings otherwise: httptools, uvloop, the model worker
 thread) while ``wrk`` posts the same real test PNG at BENCH_PROFILE_CONCURRENCY (default 16) for
 BENCH_SECONDS; pyinstrument samples the event loop's thread, which parses, decodes and answers every request
-(the model runs in its own thread). Prints the call tree; the README's "Per-request cost" section is made
+(the model runs in its own thread). Prints the call tree; docs/benchmarks.md's "Per-request cost" section is made
 from its output. Not part of ``make bench``: a profiler slows what it watches.
 """
 

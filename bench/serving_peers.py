@@ -3,7 +3,7 @@
 Servers, all on the same weights and temperature (models/default) and the same real test PNG (test image 0):
 
 * ``project``: ``python -m services.inference`` on its defaults (a worker per core, ONNX Runtime, micro-batching);
-* ``project, 1 process``: the same with WORKERS=1 (the layout before; the README's "Process layout");
+* ``project, 1 process``: the same with WORKERS=1 (the layout before; docs/benchmarks.md, "Process layout");
 * ``naive FastAPI``: ``bench/peers/naive_fastapi.py`` (UploadFile, PIL, PyTorch eager, one process);
 * ``TorchServe 0.12``: in its own venv (``bench/peers/setup_torchserve.sh``), a worker per core with one torch
   thread each; skipped, with the reason, when it cannot be installed.

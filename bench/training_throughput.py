@@ -20,7 +20,10 @@ from torchvision import datasets, transforms
 
 from bench.common import REPO_ROOT, save_result
 from services.trainer.config import TrainSettings
-from services.trainer.train import StopFlag, load_data, make_optimizer, train_one_epoch
+from services.trainer.loop import train_one_epoch
+from services.trainer.optimizer import make_optimizer
+from services.trainer.signals import StopFlag
+from services.trainer.splits import load_data
 from shared.data import Split
 from shared.model import FashionMNISTModelV2
 from shared.preprocess import pixels_to_batch
@@ -34,7 +37,7 @@ def fresh_model_and_optimizer(settings: TrainSettings, steps: int, channels_last
     model = FashionMNISTModelV2()
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer, scheduler = make_optimizer(model, settings, steps)
+    optimizer, scheduler, _ = make_optimizer(model, settings, steps)
     return model, optimizer, scheduler
 
 

@@ -23,7 +23,8 @@ import torch
 
 from services.trainer.config import TrainSettings
 from services.trainer.distributed import World
-from services.trainer.train import StopFlag, run
+from services.trainer.signals import StopFlag
+from services.trainer.train import run
 from shared.artifacts import read_manifest
 from tests.idx import write_fashion_mnist
 from tests.processes import REPO_ROOT, free_port, python_path

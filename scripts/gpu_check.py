@@ -26,7 +26,8 @@ import torch
 from PIL import Image
 
 from services.trainer.config import TrainSettings
-from services.trainer.train import StopFlag, run
+from services.trainer.signals import StopFlag
+from services.trainer.train import run
 from shared.data import load_split
 from shared.device import DeviceUnavailableError, resolve_device
 from tests.processes import REPO_ROOT, InferenceServer

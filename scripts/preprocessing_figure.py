@@ -1,4 +1,4 @@
-"""Draw docs/preprocessing.png: what the upload path does to a photo (the README's picture).
+"""Draw docs/preprocessing.png: what the upload path does to a photo (the picture in docs/api.md).
 
     .venv/bin/python scripts/preprocessing_figure.py [--output docs/preprocessing.png]
 
@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw, ImageOps
 
 from bench.common import data_dir
 from bench.photo_synthesis import TRANSFORMATIONS, photo
-from services.inference.app.images import decode_picture
+from services.inference.app.picture_decoding import decode_picture
 from shared.data import load_split
 
 ROWS = (("all_at_once", 12), ("grey_background", 1), ("colour", 26))  # (look, test image index)

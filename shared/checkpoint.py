@@ -3,7 +3,7 @@
 A checkpoint holds everything needed to rebuild, serve or resume a model: the state_dict, the architecture
 and its config, the class names, the hyperparameters, the epoch, optimizer and scheduler state, a metrics
 summary, a model version id, the creation time and, once published, the ``temperature`` that calibrates its
-probabilities (shared/calibration.py; checkpoints from before calibration have none and serve with T = 1).
+probabilities (shared/temperature.py; checkpoints from before calibration have none and serve with T = 1).
 Only plain types and tensors are stored, so loading never unpickles arbitrary objects. ``load_checkpoint`` is
 the one loader every service uses; it rejects corrupt, truncated and foreign files with a ``CheckpointError``
 that says what is wrong.

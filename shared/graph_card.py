@@ -31,6 +31,11 @@ class CardError(ValueError):
     """A missing, unreadable or foreign card, or a graph that does not answer what its card says."""
 
 
+class GraphDisagrees(CardError):
+    """The graph does not answer its checkpoint's probe logits: it was exported from other weights or with another
+    preprocessing than the checkpoint's (a server then serves the checkpoint with torch, and says so loudly)."""
+
+
 @dataclass(frozen=True)
 class GraphCard:
     model_version: str
@@ -106,10 +111,10 @@ def _parse(data: Any) -> GraphCard:
 
 
 def check_agrees(logits: Callable[[np.ndarray], np.ndarray], card: GraphCard) -> None:
-    """Raise CardError unless ``logits`` (a graph's forward pass) answers the card's probe logits."""
+    """Raise ``GraphDisagrees`` unless ``logits`` (a graph's forward pass) answers the card's probe logits."""
     ours = np.asarray(logits(card.probe_pixels))
     if ours.shape != card.probe_logits.shape:
-        raise CardError(f"the ONNX graph answers shape {ours.shape}, its checkpoint {card.probe_logits.shape}")
+        raise GraphDisagrees(f"the ONNX graph answers shape {ours.shape}, its checkpoint {card.probe_logits.shape}")
     difference = float(np.abs(ours.astype(np.float64) - card.probe_logits).max())
     if not difference <= PROBE_TOLERANCE:
-        raise CardError(f"the ONNX graph disagrees with its checkpoint (logits differ by {difference:.3g})")
+        raise GraphDisagrees(f"the ONNX graph disagrees with its checkpoint (logits differ by {difference:.3g})")

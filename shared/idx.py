@@ -106,7 +106,7 @@ def missing_error(data_dir: str | Path, cause: Exception | None) -> DatasetNotFo
         f"Put the four IDX files {', '.join(RAW_FILES)} (optionally .gz) there, or set DATA_DIR to a "
         "directory that has FashionMNIST/raw/ with them, or allow downloading where internet is available. "
         "In Docker without internet: FASHION_MNIST_DIR=<such a directory> docker compose -f docker-compose.yml "
-        "-f docker-compose.offline.yml up (README: offline data)."
+        "-f docker-compose.offline.yml up (docs/docker.md: offline data)."
     )
     if cause is not None:
         message += f" ({cause})"

@@ -3,7 +3,7 @@
 The graph takes what the API hands the model, uint8 pixels (N, 28, 28) with a dynamic batch axis, and applies
 ``shared.preprocess.pixels_to_batch`` itself (the exporter traces that very function), so a server needs no
 torch to prepare its input and the two backends cannot drift apart. It answers raw logits: the temperature
-stays in the checkpoint and is applied by the one function that applies it (``shared.calibration``).
+stays in the checkpoint and is applied by the one function that applies it (``shared.temperature``).
 ``write_graph`` also writes the graph's card (``shared.graph_card``): the version, the temperature and the
 checkpoint's logits on a probe batch, which a torch-free server checks the graph against before it serves it.
 

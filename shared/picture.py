@@ -8,7 +8,7 @@ made robust for photos:
 
 1. **Pass-through**: a 28x28 picture is already in the model's format and is returned untouched.
 2. **Working size**: larger pictures are area-averaged down to at most ``WORKING_SIDE`` px, which bounds the
-   cost (the decoder has usually shrunk JPEGs already, see ``services/inference/app/images.py``).
+   cost (the decoder has usually shrunk JPEGs already, see ``services/inference/app/picture_decoding.py``).
 3. **Background from the border**: a smooth surface (a quadratic in x and y, so lighting gradients and
    vignetting fit) is fitted to a band along the border, rejecting outliers, so a garment touching an edge does
    not count as background. The spread of the remaining border pixels measures the picture's noise.

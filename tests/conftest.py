@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from services.trainer.config import TrainSettings
-from services.trainer.train import StopFlag, run
+from services.trainer.signals import StopFlag
+from services.trainer.train import run
 from tests.idx import write_fashion_mnist
 from tests.processes import REPO_ROOT, RedisServer
 

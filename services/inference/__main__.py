@@ -3,7 +3,7 @@
 WORKERS processes (by default one per core), each built through the factory (``create_app()`` reads Settings
 from the environment) with its own model, micro-batcher, reload poller and serving record; the kernel spreads
 connections over them. One process cannot use more than one core for Python (the GIL), and most of a request's
-CPU is Python (HTTP, multipart, PNG, JSON): the README's "Process layout" has the figures. With several workers
+CPU is Python (HTTP, multipart, PNG, JSON): docs/benchmarks.md's "Process layout" has the figures. With several workers
 the Prometheus metrics of all of them are added up (``app/metrics_prom.py``) in PROMETHEUS_MULTIPROC_DIR, emptied
 here before the workers start (a private temporary folder when it is not set). No reload, no debug server.
 After SIGTERM the API serves SHUTDOWN_DELAY_S more seconds before its graceful shutdown (``draining.py`` says why).

@@ -281,7 +281,7 @@ def test_dockerignore_keeps_local_state_out_of_the_context():
                  "shared/__pycache__/model.cpython-311.pyc", ".pytest_cache/v/x", ".ruff_cache/x", ".env",
                  "models/experiment/latest.json", "scripts/lock.py"):
         assert ignore.excluded(path), path
-    for path in ("shared/model.py", "services/inference/__main__.py", "services/frontend/app/views.py",
+    for path in ("shared/model.py", "services/inference/__main__.py", "services/frontend/app/routes.py",
                  "models/default/latest.json", "services/install-torch.sh"):
         assert not ignore.excluded(path), path
 

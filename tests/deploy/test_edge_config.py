@@ -9,9 +9,8 @@ import subprocess
 
 import pytest
 
-from services.frontend.app import create_app as create_page
-from services.frontend.app import views
 from services.frontend.app.config import Settings as PageSettings
+from services.frontend.app.uploads import too_large
 from services.inference.app.config import Settings as ApiSettings
 from tests.deploy.helpers import BASE_FILE, compose_config
 from tests.processes import REPO_ROOT
@@ -55,9 +54,7 @@ def test_refusals_are_json_in_the_api_error_shape_and_say_what_the_services_say(
     for status in ("400", "404", "408", "414", "429", "431", "500", "502", "503", "504"):
         assert status in errors
     assert str(ApiSettings().max_body_bytes) in errors["413-api"]["detail"]
-    app = create_page(PageSettings(redis_url="redis://127.0.0.1:1/0"))
-    with app.app_context():
-        page_refusal = views.too_large()
+    page_refusal = too_large(PageSettings().max_upload_bytes)  # what the page answers at its default limit
     assert errors["413-page"] == {"error": page_refusal.error, "detail": page_refusal.detail}
 
 

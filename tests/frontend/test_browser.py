@@ -165,7 +165,7 @@ def test_documentation_screenshot(browser, frontend_server):
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=path, full_page=True)
     assert Path(path).stat().st_size > 20_000
-    calibration = Path(path).with_name("calibration.png")  # the reliability diagram on its own, for the README
+    calibration = Path(path).with_name("calibration.png")  # the reliability diagram on its own, for docs/api.md
     page.locator("section[aria-labelledby=calibration-title]").screenshot(path=calibration)
     assert calibration.stat().st_size > 10_000
     assert problems == []

@@ -77,8 +77,48 @@ def test_without_a_graph_auto_serves_torch_and_onnx_refuses_the_model(published)
 def test_a_graph_of_other_weights_never_serves_under_this_checkpoint(published):
     checkpoint_path = read_manifest(published).checkpoint_path
     write_onnx(FashionMNISTModelV2(), graph_path(checkpoint_path))  # untrained weights: a stale graph
-    assert store_for(published, "auto").current.backend.name == "torch"
-    assert "disagrees" in store_for(published, "onnx").reload.last_error
+    falling_back = store_for(published, "auto")
+    assert falling_back.current.backend.name == "torch" and falling_back.reload.graph_disagreements == 1
+    assert falling_back.current.graph_disagreement.endswith("; serving torch")
+    refusing = store_for(published, "onnx")
+    assert "disagrees" in refusing.reload.last_error and refusing.reload.graph_disagreements == 1
+
+
+def test_a_graph_that_agrees_is_not_counted(published):
+    store = store_for(published, "auto")
+    assert store.current.graph_disagreement is None and store.reload.graph_disagreements == 0
+
+
+def test_a_server_whose_graph_disagrees_serves_torch_and_says_so_loudly(start_server, tmp_path, published):
+    """A published graph that disagrees with its checkpoint is a broken release: torch serves, and /ready, /metrics and
+    Prometheus say why, until a good model replaces it (the count stays)."""
+    checkpoint_path = read_manifest(published).checkpoint_path
+    write_onnx(FashionMNISTModelV2(), graph_path(checkpoint_path))  # other weights than the checkpoint's
+    artifacts = tmp_path / "artifacts"
+    with start_server(ARTIFACTS_DIR=artifacts, DEFAULT_MODEL_DIR=published, RELOAD_INTERVAL_S="0.2") as url:
+        ready = requests.get(f"{url}/ready", timeout=10)
+        assert ready.status_code == 200
+        detail = ready.json()
+        assert detail["status"] == "ready" and detail["backend"] == "torch"
+        assert detail["graph"].startswith("the ONNX graph disagrees with its checkpoint (logits differ by ")
+        assert detail["graph"].endswith("; serving torch")
+        metrics = requests.get(f"{url}/metrics", timeout=10).json()
+        assert metrics["model"]["backend"] == "torch" and metrics["model"]["graph_disagreement"] == detail["graph"]
+        assert metrics["reload"]["graph_disagreements"] == 1
+        exposition = requests.get(f"{url}/metrics/prometheus", timeout=10).text
+        assert "inference_graph_disagreements_total 1.0" in exposition.splitlines()
+        predicted = requests.post(f"{url}/predict", files=files([encode(generated_images(2)[0])]), timeout=30)
+        assert predicted.status_code == 200  # it serves, with torch
+
+        model = load_checkpoint(checkpoint_path).build_model("cpu")
+        good = publish_model(artifacts, build_checkpoint(model, hyperparameters={}, epoch=1, metrics={}), {})
+        wait_until(lambda: requests.get(f"{url}/ready", timeout=10).json()["model_version"] == good.model_version,
+                   "the good model")
+        assert requests.get(f"{url}/ready", timeout=10).json() == {"status": "ready",
+                                                                    "model_version": good.model_version}
+        metrics = requests.get(f"{url}/metrics", timeout=10).json()
+        assert metrics["model"]["backend"] == "onnx" and metrics["model"]["graph_disagreement"] is None
+        assert metrics["reload"]["graph_disagreements"] == 1
 
 
 def test_a_corrupt_graph_falls_back_to_torch(published):

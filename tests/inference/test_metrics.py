@@ -37,7 +37,8 @@ def test_metrics_json_describes_the_serving_model(default_server, default_model_
     assert metrics["training"] == json.loads(published.metrics_path.read_text())
     assert metrics["model"]["checkpoint"] == published.checkpoint_path.relative_to(default_model_dir).as_posix()
     assert str(default_model_dir) not in json.dumps(metrics), "no server path in answers"
-    assert metrics["reload"] == {"last_error": None, "rejected": []}
+    assert metrics["reload"] == {"last_error": None, "rejected": [], "graph_disagreements": 0}
+    assert metrics["model"]["graph_disagreement"] is None
     assert metrics["samples"] == {"available": 10000}
 
 

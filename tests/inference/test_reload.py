@@ -139,7 +139,7 @@ def test_swapped_out_models_are_freed(tiny_artifacts, tmp_path):
                         download=False, device="cpu", reload_interval_s=0.1, threads=1)
     served = []
     with TestClient(create_app(settings)) as client:
-        store = client.app.state.services.store
+        store = client.app.state.serving.store
         for _ in range(5):
             version = _republish_changed(artifacts)
             wait_until(lambda version=version: store.current.version == version, f"{version} to be served")

@@ -9,8 +9,8 @@ from PIL import Image
 
 from services.inference.app.classify import results, top_k_result
 from services.inference.app.config import Settings
-from services.inference.app.images import PictureTooLarge, decode_picture
 from services.inference.app.main import create_app
+from services.inference.app.picture_decoding import PictureTooLarge, decode_picture
 from shared.picture import WORKING_SIDE
 from tests.waiting import wait_until
 

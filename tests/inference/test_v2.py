@@ -202,11 +202,11 @@ def test_health_and_metadata_stay_open_and_say_not_ready(keyed_server_without_mo
     assert requests.get(f"{url}/v2", timeout=5).status_code == 200
 
 
-def test_the_readme_tritonclient_example_works(default_server, version, tmp_path):
-    readme = (REPO_ROOT / "README.md").read_text()
-    block = re.search(r"<!-- readme-tritonclient.*?-->\n```python\n(.*?)```\n<!-- /readme-tritonclient -->", readme,
+def test_the_documented_tritonclient_example_works(default_server, version, tmp_path):
+    page = (REPO_ROOT / "docs" / "v2-protocol.md").read_text()
+    block = re.search(r"<!-- readme-tritonclient.*?-->\n```python\n(.*?)```\n<!-- /readme-tritonclient -->", page,
                       re.S)
-    assert block, "README.md lost its tritonclient example"
+    assert block, "docs/v2-protocol.md lost its tritonclient example"
     code = block.group(1).replace("127.0.0.1:8000", default_server.removeprefix("http://"))
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

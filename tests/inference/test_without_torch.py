@@ -20,6 +20,8 @@ import requests
 from shared.artifacts import publish_model, read_manifest
 from shared.checkpoint import build_checkpoint, load_checkpoint
 from shared.graph_card import card_path, graph_path
+from shared.model import FashionMNISTModelV2
+from shared.onnx_export import write_onnx
 from tests.inference.helpers import encode, files
 from tests.processes import python_path
 
@@ -116,3 +118,17 @@ def test_a_model_without_its_card_or_graph_is_refused_and_says_why(start_server,
             assert "no ONNX graph" in error
         assert requests.post(f"{url}/predict", files=files([encode(np.zeros((28, 28), np.uint8))]),
                              timeout=30).status_code == 503
+
+
+def test_a_graph_that_disagrees_with_its_checkpoint_is_refused_and_counted(start_server, no_torch_env,
+                                                                         default_model_dir, tmp_path):
+    model_dir = shutil.copytree(default_model_dir, tmp_path / "model")
+    write_onnx(FashionMNISTModelV2(), graph_path(read_manifest(model_dir).checkpoint_path))  # other weights
+    with start_server(ARTIFACTS_DIR=tmp_path / "none", DEFAULT_MODEL_DIR=model_dir, **no_torch_env) as url:
+        assert requests.get(f"{url}/ready", timeout=10).status_code == 503
+        reload = requests.get(f"{url}/metrics", timeout=10).json()["reload"]
+        assert "the ONNX graph disagrees with its checkpoint" in reload["last_error"]
+        assert "this image has no torch to serve the checkpoint itself" in reload["last_error"]
+        assert reload["graph_disagreements"] == 1
+        exposition = requests.get(f"{url}/metrics/prometheus", timeout=10).text
+        assert "inference_graph_disagreements_total 1.0" in exposition.splitlines()

@@ -3,8 +3,8 @@
 Process-level cases (``make test``) run against real ``python -m services.inference`` processes on 127.0.0.1;
 the edge cases (``test_edge.py``) run against the compose stack through nginx (``make compose-smoke`` sets
 EDGE_API_URL and EDGE_PAGE_URL). Every load is bounded in count and time. Each test records the figures it
-measured with the ``figures`` fixture; they are printed at the end of the run (the README's "What it withstands"
-table quotes them).
+measured with the ``figures`` fixture; they are printed at the end of the run (the table in
+docs/reliability.md quotes them).
 """
 
 from collections.abc import Callable, Iterator

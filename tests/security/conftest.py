@@ -68,7 +68,7 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
 
 @pytest.fixture
 def figures(request) -> dict[str, str]:
-    """What a test measured (name -> text), printed at the end of the run (the README's Security section)."""
+    """What a test measured (name -> text), printed at the end of the run (docs/security.md, "Tests and figures")."""
     return request.config.stash[FIGURES]
 
 

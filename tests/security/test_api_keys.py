@@ -112,7 +112,7 @@ def admin_app(admin_token: str, api_keys: str = "") -> TestClient:
     """A small app with a management route (AdminDep) and a prediction-like route (ApiKeyDep)."""
     app = FastAPI()
     install_error_handlers(app)
-    app.state.services = SimpleNamespace(settings=Settings(admin_token=admin_token, api_keys=api_keys))
+    app.state.serving = SimpleNamespace(settings=Settings(admin_token=admin_token, api_keys=api_keys))
 
     @app.post("/manage", dependencies=[AdminDep])
     async def manage() -> dict:

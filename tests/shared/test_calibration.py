@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from shared.calibration import (
-    calibrated_softmax,
+from shared.calibration_measures import (
     calibration_summary,
     expected_calibration_error,
     negative_log_likelihood,
     reliability_bins,
 )
+from shared.temperature import calibrated_softmax
 
 
 def calibrated_set(n: int = 200_000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

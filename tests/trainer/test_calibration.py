@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from services.trainer.calibrate import calibrate, main
-from services.trainer.calibration import fit_temperature
+from services.trainer.fit_temperature import fit_temperature
+from services.trainer.recalibrate import main, recalibrate
 from shared.artifacts import publish_model, read_manifest
-from shared.calibration import expected_calibration_error
+from shared.calibration_measures import expected_calibration_error
 from shared.checkpoint import load_checkpoint
 
 
@@ -58,7 +58,7 @@ def uncalibrated_copy(tiny_artifacts, target):
     return data
 
 
-def test_calibrate_republishes_the_same_weights_with_a_temperature(tiny_artifacts, tiny_data_dir, tmp_path):
+def test_recalibrate_republishes_the_same_weights_with_a_temperature(tiny_artifacts, tiny_data_dir, tmp_path):
     target = tmp_path / "default"
     old = uncalibrated_copy(tiny_artifacts, target)
     assert main(["--model-dir", str(target), "--data-dir", str(tiny_data_dir)]) == 0
@@ -79,11 +79,11 @@ def test_calibrate_republishes_the_same_weights_with_a_temperature(tiny_artifact
     trained = json.loads(read_manifest(tiny_artifacts).metrics_path.read_text())["calibration"]
     assert calibration["temperature"] == pytest.approx(trained["temperature"])  # the split the trainer used
 
-    again = calibrate(target, tiny_data_dir)  # a second run changes nothing
+    again = recalibrate(target, tiny_data_dir)  # a second run changes nothing
     assert again[0] == again[1] == read_manifest(target)
 
 
-def test_calibrate_refuses_other_data_and_missing_models(tiny_artifacts, tiny_data_dir, tmp_path):
+def test_recalibrate_refuses_other_data_and_missing_models(tiny_artifacts, tiny_data_dir, tmp_path):
     assert main(["--model-dir", str(tmp_path / "nothing"), "--data-dir", str(tiny_data_dir)]) == 2
     target = tmp_path / "default"
     uncalibrated_copy(tiny_artifacts, target)

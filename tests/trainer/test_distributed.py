@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from services.trainer.distributed import DistributedSetupError, World, per_rank_batch, shard
-from services.trainer.train import StopFlag, run
+from services.trainer.signals import StopFlag
+from services.trainer.train import run
 from shared.artifacts import read_manifest, run_dir
 from shared.training_progress import progress_path
 from tests.conftest import tiny_settings

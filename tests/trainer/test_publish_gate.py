@@ -9,7 +9,8 @@ import torch
 from services.trainer.config import TrainSettings
 from services.trainer.promote import main as promote_main
 from services.trainer.publish_gate import _split_mismatch
-from services.trainer.train import StopFlag, run
+from services.trainer.signals import StopFlag
+from services.trainer.train import run
 from shared.artifacts import read_manifest, run_dir
 from shared.checkpoint import load_checkpoint, save_checkpoint
 from tests.conftest import tiny_settings

@@ -12,7 +12,11 @@ import pytest
 import torch
 
 from services.trainer.config import TrainSettings
-from services.trainer.train import StopFlag, StopRequested, load_data, make_optimizer, run, train_one_epoch
+from services.trainer.loop import train_one_epoch
+from services.trainer.optimizer import make_optimizer
+from services.trainer.signals import StopFlag, StopRequested
+from services.trainer.splits import load_data
+from services.trainer.train import run
 from shared.artifacts import read_manifest, run_dir
 from shared.checkpoint import load_checkpoint
 from shared.model import FashionMNISTModelV2
@@ -136,7 +140,7 @@ def test_a_stop_request_ends_the_epoch_after_the_batch_in_progress(tiny_data_dir
     settings = tiny_settings(tiny_data_dir, tmp_path)
     train, _, _ = load_data(settings)
     model = FashionMNISTModelV2()
-    optimizer, scheduler = make_optimizer(model, settings, steps_per_epoch=4)
+    optimizer, scheduler, _ = make_optimizer(model, settings, steps_per_epoch=4)
     with pytest.raises(StopRequested):
         train_one_epoch(model, optimizer, scheduler, train, settings, 1, StopAfter(2))
     assert {int(state["step"]) for state in optimizer.state.values()} == {2}  # of the epoch's 4 batches
@@ -221,3 +225,24 @@ def test_precision_setting_is_applied_and_recorded(tiny_data_dir, tmp_path):
     assert json.loads((tmp_path / "metrics.json").read_text())["precision"] == "fp32"
     assert run(tiny_settings(tiny_data_dir, tmp_path, epochs=1, precision="bf16"), StopFlag()) == 0
     assert json.loads((tmp_path / "metrics.json").read_text())["precision"] == "bf16 autocast, fp32 weights"
+
+
+def test_the_record_names_the_schedule_optimizer_and_augmentation_the_run_used(tiny_data_dir, tiny_artifacts,
+                                                                                 tmp_path):
+    """A run of 2 steps is too short to cycle: its record says LambdaLR (the class last.pt's scheduler state belongs
+    to), a longer one OneCycleLR with the parameters it was built with, its defaults included."""
+    short = tiny_settings(tiny_data_dir, tmp_path, epochs=1, batch_size=256, max_shift=0)  # 500 images: 2 steps
+    assert run(short, StopFlag()) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["lr_schedule"] == "LambdaLR (lr_lambda=constant_rate), stepped per batch"
+    assert "lr_lambdas" in torch.load(run_dir(tmp_path) / "last.pt", weights_only=True)["scheduler_state"]
+    assert metrics["augmentation"] == "random horizontal flip (p=0.5)"  # MAX_SHIFT=0: no shift at all
+    assert metrics["optimizer"].startswith("AdamW (lr=0.003, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0001, ")
+
+    cycled = json.loads((tiny_artifacts / "metrics.json").read_text())  # 2 epochs of 4 steps
+    assert cycled["lr_schedule"] == (
+        "OneCycleLR (max_lr=0.003, total_steps=8, pct_start=0.25, anneal_strategy='cos', cycle_momentum=True, "
+        "base_momentum=0.85, max_momentum=0.95, div_factor=10.0, final_div_factor=100.0, three_phase=False), "
+        "stepped per batch")
+    assert torch.load(run_dir(tiny_artifacts) / "last.pt", weights_only=True)["scheduler_state"]["total_steps"] == 8
+    assert cycled["augmentation"] == "random horizontal flip (p=0.5), random shift up to 2 px along each axis"

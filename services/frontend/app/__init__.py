@@ -1,18 +1,19 @@
-"""The Flask app factory: ``create_app(settings)`` wires settings, the API client, the cache and the views."""
+"""The Flask app factory: ``create_app(settings)`` wires settings, the API client, the cache, the sample flow, the
+routes and the error handlers."""
 
 import logging
 import secrets
 from datetime import datetime
 
 from flask import Flask
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from services.frontend.app import training, views
+from services.frontend.app import errors, routes, training
 from services.frontend.app.api_client import InferenceClient
 from services.frontend.app.cache import Cache
 from services.frontend.app.config import Settings
+from services.frontend.app.container import EXTENSION, PageServices
 from services.frontend.app.proxy import TrustedProxyFix
-from services.frontend.app.samples import SampleService
+from services.frontend.app.sample_cache import SampleService
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +43,11 @@ def create_app(settings: Settings | None = None) -> Flask:
                           api_key=settings.inference_api_key.get_secret_value())
     cache = Cache(settings.redis_url, settings.cache_prefix, settings.redis_timeout_s, settings.redis_retry_s)
     samples = SampleService(api, cache, settings.sample_ttl_s, settings.metrics_ttl_s, settings.top_k)
-    app.extensions["fmnist"] = views.Services(settings, api, cache, samples)
-    app.register_blueprint(views.bp)
+    app.extensions[EXTENSION] = PageServices(settings, api, cache, samples)
+    app.register_blueprint(routes.bp)  # the page, /sample, /predict (and its upload-too-large answer), /health
     app.register_blueprint(training.bp)
     app.wsgi_app = TrustedProxyFix(app.wsgi_app, settings.forwarded_allow_ips)  # the client's address behind the edge
-    app.register_error_handler(RequestEntityTooLarge, views.handle_too_large)
-    app.register_error_handler(HTTPException, views.handle_http_error)
-    app.register_error_handler(Exception, views.handle_unexpected)
+    errors.init_app(app)
     _register_filters(app)
 
     @app.after_request

@@ -1,8 +1,9 @@
 """The one place that talks HTTP to the inference API, with a timeout on every call.
 
 Callers see two kinds of failure: ``ApiUnavailable`` (API down, slow, or broken: show a friendly message and try
-again on the next request) and ``ApiError`` (the API understood and refused, e.g. a picture it cannot decode: pass
-its 4xx status and message through to the user).
+again on the next request) and ``ApiRefused`` (the API understood and refused, e.g. a picture it cannot decode: pass
+its 4xx status and message through to the user). ``ApiRefused`` is a refusal as this page receives it, not the
+exception the inference service raises to answer one.
 
 With the API's API_KEYS set, every call carries this page's own key (INFERENCE_API_KEY) as ``Authorization: Bearer``;
 the key stays in this process: it is never rendered, returned or logged. A 401/403 from the API means the page is
@@ -26,7 +27,7 @@ class ApiUnavailable(Exception):
         self.detail, self.status = detail, status  # status: the API's 5xx, None when it did not answer
 
 
-class ApiError(Exception):
+class ApiRefused(Exception):
     """The inference API answered 4xx; ``status``, ``error`` and ``detail`` come from its JSON body."""
 
     def __init__(self, status: int, error: str, detail: str) -> None:
@@ -50,7 +51,7 @@ def split_explanation(answer: dict[str, Any]) -> tuple[dict[str, Any], dict[str,
 
 
 class InferenceClient:
-    """Thin wrapper over the inference API's HTTP contract (see the README / services.inference)."""
+    """Thin wrapper over the inference API's HTTP contract (see docs/api.md / services.inference)."""
 
     def __init__(self, base_url: str, connect_timeout_s: float, read_timeout_s: float, health_timeout_s: float = 2.0,
                  pool_size: int = 8, api_key: str = "") -> None:
@@ -85,7 +86,7 @@ class InferenceClient:
         """The trainer's progress (/training), or None when no run has reported (404: no section on the page)."""
         try:
             return self._call("GET", "/training")
-        except ApiError as exc:
+        except ApiRefused as exc:
             if exc.status == 404:
                 return None
             raise
@@ -116,6 +117,6 @@ class InferenceClient:
         if response.status_code >= 400:
             fields = body if isinstance(body, dict) else {}
             detail = fields.get("detail") or "The prediction service refused the request."
-            raise ApiError(response.status_code, str(fields.get("error") or "bad_request"),
-                           detail if isinstance(detail, str) else str(detail))
+            raise ApiRefused(response.status_code, str(fields.get("error") or "bad_request"),
+                             detail if isinstance(detail, str) else str(detail))
         return body

@@ -13,8 +13,8 @@ class Settings(SettingsWithSecretFiles):  # SECRET_KEY also from SECRET_KEY_FILE
     inference_api_key: SecretStr = Field(SecretStr(""), description="this page's key to the API, one of the API's "
                                          "API_KEYS (sent as `Authorization: Bearer`; never shown or logged)")
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="cache; the page works without it")
-    host: str = Field("127.0.0.1", description="containers set 0.0.0.0")
-    port: int = Field(5000, ge=1, le=65535)
+    host: str = Field("127.0.0.1", description="listen address (containers set 0.0.0.0)")
+    port: int = Field(5000, ge=1, le=65535, description="listen port")
     secret_key: SecretStr | None = Field(None, description="Flask secret; a random one per process when unset")
     workers: int = Field(2, ge=1, description="gunicorn worker processes")
     threads: int = Field(4, ge=1, description="threads per gunicorn worker (requests mostly wait on the API)")
@@ -26,8 +26,8 @@ class Settings(SettingsWithSecretFiles):  # SECRET_KEY also from SECRET_KEY_FILE
     metrics_ttl_s: float = Field(10.0, ge=0, description="how long the API's /metrics stays cached (0 = never)")
     training_ttl_s: float = Field(2.0, ge=0, description="how long the API's /training stays cached (0 = never)")
     training_poll_s: float = Field(3.0, gt=0, description="how often the page asks for the progress of a run")
-    api_connect_timeout_s: float = Field(2.0, gt=0)
-    api_read_timeout_s: float = Field(5.0, gt=0)
+    api_connect_timeout_s: float = Field(2.0, gt=0, description="connect timeout of every call to the API")
+    api_read_timeout_s: float = Field(5.0, gt=0, description="read timeout of every call to the API")
     api_health_timeout_s: float = Field(2.0, gt=0, description="read timeout of the /ready call behind /health (its "
                                         "connect timeout: half of it at most): short, so that a hung API never makes "
                                         "this page look unhealthy too")

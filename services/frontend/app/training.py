@@ -11,11 +11,12 @@ of the page.
 import math
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, render_template, request
+from flask import Blueprint, jsonify, render_template, request
 
-from services.frontend.app.api_client import ApiError, ApiUnavailable, InferenceClient
+from services.frontend.app.api_client import ApiRefused, ApiUnavailable, InferenceClient
 from services.frontend.app.cache import Cache
 from services.frontend.app.charts import line_chart
+from services.frontend.app.container import page_services
 from services.frontend.app.metrics import forget_metrics, metrics_key
 
 bp = Blueprint("training", __name__)
@@ -42,7 +43,7 @@ def section(api: InferenceClient, cache: Cache, ttl_s: float, shown_version: str
     """The section's view for the page at load, or None: no run, or the API unable to say."""
     try:
         progress = cached_progress(api, cache, ttl_s)
-    except (ApiUnavailable, ApiError):
+    except (ApiUnavailable, ApiRefused):
         return None
     return None if progress is None else progress_view(progress, shown_version)
 
@@ -50,10 +51,10 @@ def section(api: InferenceClient, cache: Cache, ttl_s: float, shown_version: str
 @bp.get("/training")
 def training():
     """JSON for app.js: the section's state, whether to keep polling, and its body as HTML ("" = no section)."""
-    svc = current_app.extensions["fmnist"]
+    svc = page_services()
     try:
         progress = cached_progress(svc.api, svc.cache, svc.settings.training_ttl_s)
-    except (ApiUnavailable, ApiError):
+    except (ApiUnavailable, ApiRefused):
         return jsonify({"error": "training_unavailable",
                         "detail": "The training progress cannot be read right now; the page asks again."}), 503
     body: dict[str, Any] = {"state": None, "poll": False, "serving_version": None, "html": ""}

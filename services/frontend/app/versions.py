@@ -7,7 +7,7 @@ everything else and leaves the card out, so a failure here never costs the page.
 
 from typing import Any
 
-from services.frontend.app.api_client import ApiError, ApiUnavailable, InferenceClient
+from services.frontend.app.api_client import ApiRefused, ApiUnavailable, InferenceClient
 from services.frontend.app.cache import Cache
 
 
@@ -22,7 +22,7 @@ def cached_versions(api: InferenceClient, cache: Cache, ttl_s: float) -> dict[st
     if versions is None:
         try:
             versions = api.models()
-        except (ApiUnavailable, ApiError):
+        except (ApiUnavailable, ApiRefused):
             return None
         cache.set_json(key, versions, ttl_s)
     return versions

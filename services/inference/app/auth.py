@@ -22,7 +22,7 @@ from typing import Annotated
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from services.inference.app.deps import ServicesDep
+from services.inference.app.deps import ServingDep
 from services.inference.app.errors import ApiError
 
 api_key_scheme = HTTPBearer(scheme_name="ApiKey", auto_error=False,
@@ -45,8 +45,8 @@ def matches_any(given: str, secrets: list[str]) -> bool:
     return found
 
 
-async def require_api_key(services: ServicesDep, credentials: Annotated[Credentials, Depends(api_key_scheme)]) -> None:
-    keys = services.settings.api_key_list
+async def require_api_key(serving: ServingDep, credentials: Annotated[Credentials, Depends(api_key_scheme)]) -> None:
+    keys = serving.settings.api_key_list
     if not keys:
         return
     if credentials is None:
@@ -57,8 +57,8 @@ async def require_api_key(services: ServicesDep, credentials: Annotated[Credenti
                        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
 
-async def require_admin(services: ServicesDep, credentials: Annotated[Credentials, Depends(admin_scheme)]) -> None:
-    token = services.settings.admin_token.get_secret_value()
+async def require_admin(serving: ServingDep, credentials: Annotated[Credentials, Depends(admin_scheme)]) -> None:
+    token = serving.settings.admin_token.get_secret_value()
     if not token:
         raise ApiError(403, "management_disabled", "management endpoints are disabled: the server sets no "
                                                    "ADMIN_TOKEN")

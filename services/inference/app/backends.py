@@ -2,7 +2,7 @@
 
 Both take what the API hands the model, uint8 pixels (N, 28, 28) as numpy, and answer float32 logits (N, 10) as
 numpy, so the temperature, the probabilities and the explanation are computed by the same numpy code whichever
-runs (``app/classify.py``, ``app/saliency.py``). Which one serves (BACKEND):
+runs (``services/inference/app/classify.py``, ``saliency.py``). Which one serves (BACKEND):
 
 * ``auto``: ONNX Runtime when the model has its graph and the graph's card beside the checkpoint
   (``shared/onnx_export.py``, ``shared/graph_card.py``) and the device is the CPU; PyTorch otherwise, and always
@@ -14,9 +14,9 @@ runs (``app/classify.py``, ``app/saliency.py``). Which one serves (BACKEND):
 The CPU image has no torch at all: there only ONNX Runtime serves, and nothing on that path imports torch
 (``TorchBackend`` imports it when it is built). ONNX Runtime is 1.6-3x faster than PyTorch eager per image on one
 thread here: PyTorch's per-operator dispatch dominates at these sizes. Each session has ONE intra-op thread
-(``threads``) and no inter-op pool: throughput comes from one process per core (see ``__main__``), not from
-threads fighting over the same cores. A graph must answer its card's probe logits before it serves
-(``shared.graph_card.check_agrees``).
+(``threads``) and no inter-op pool: throughput comes from one process per core (``services/inference/__main__.py``),
+not from threads fighting over the same cores. A graph must answer its card's probe logits before it serves
+(``shared.graph_card.check_agrees``); one that disagrees is a broken release, counted and shown (``model_store``).
 """
 
 import importlib.util

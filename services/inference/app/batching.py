@@ -35,7 +35,6 @@ import numpy as np
 
 from services.inference.app.backends import set_torch_threads
 from services.inference.app.classify import predict_probabilities
-from services.inference.app.errors import no_model_yet
 from services.inference.app.model_store import LoadedModel, ModelStore
 
 BatchResult = tuple[np.ndarray, LoadedModel]  # probabilities (N, 10) and the model that produced them
@@ -155,16 +154,14 @@ class MicroBatcher:
         pixels = jobs[0].pixels if len(jobs) == 1 else np.concatenate([job.pixels for job in jobs])
         try:
             result, error = self._forward(pixels), None
-        except Exception as failure:  # every waiting request gets the error (e.g. 503 no model), none hangs
+        except Exception as failure:  # every waiting request gets the error (e.g. NoModelLoaded), none hangs
             result, error = None, failure
         with contextlib.suppress(RuntimeError):  # the loop closed (shutdown): nobody is waiting any more
             jobs[0].loop.call_soon_threadsafe(_deliver, jobs, result, error)  # an app has one event loop
 
     def _forward(self, pixels: np.ndarray) -> BatchResult:
         """Reads the current model once per batch, so a hot swap never splits a batch or fails a request."""
-        loaded = self.store.current
-        if loaded is None:
-            raise no_model_yet()
+        loaded = self.store.require_current()  # NoModelLoaded: every request of the batch gets it
         chunks = []
         for start in range(0, len(pixels), self.max_batch_size):  # a big request: several passes
             chunk = pixels[start:start + self.max_batch_size]

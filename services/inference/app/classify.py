@@ -4,8 +4,8 @@ TorchServe handler's preprocess / inference / postprocess, with the preprocessin
 import numpy as np
 
 from services.inference.app.backends import Backend
-from shared.calibration import calibrated_softmax
 from shared.classes import CLASS_NAMES
+from shared.temperature import calibrated_softmax
 
 
 def predict_probabilities(backend: Backend, pixels: np.ndarray, temperature: float) -> np.ndarray:

@@ -18,19 +18,22 @@ class Settings(SettingsWithSecretFiles):  # API_KEYS and ADMIN_TOKEN also from A
 
     artifacts_dir: Path = Field(Path("artifacts"), description="trainer output; its latest.json names the model")
     default_model_dir: Path = Field(Path("models/default"), description="model served until artifacts has one")
-    data_dir: Path = Field(Path("data"), description="folder with FashionMNIST/raw/ (for /samples)")
+    data_dir: Path = Field(Path("data"), description="folder with FashionMNIST/raw/ (the test split, "
+                                                       "for /samples)")
     download: bool = Field(True, description="download FashionMNIST for /samples when the files are missing")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available, else cpu")
     backend: Literal["auto", "onnx", "torch"] = Field(
-        "auto", description="auto = ONNX Runtime on the CPU when the model has its graph and card, else torch (always "
-                            "torch on CUDA); onnx = graphs only; torch = PyTorch everywhere")
-    workers: int = Field(0, ge=0, description="server processes, each with its own model (0 = one per core on "
-                                              "the CPU, one on a GPU)")
-    threads: int = Field(0, ge=0, description="model threads per process (0: 1 with several workers, else all "
-                                              "cores but one, at least 1)")
-    host: str = Field("127.0.0.1")
-    port: int = Field(8000, ge=1, le=65535)
-    log_level: str = Field("info")
+        "auto", description="auto = ONNX Runtime on the CPU when the model has its graph and card (every published "
+                            "model and the default do), else torch (always torch on CUDA); onnx = graphs only (a "
+                            "model without one is refused); torch = PyTorch everywhere")
+    workers: int = Field(0, ge=0, description="server processes, each with its own model, batcher and hot "
+                                              "reload (0 = one per core on the CPU, one on a GPU)")
+    threads: int = Field(0, ge=0, description="model threads per process, torch's or the ONNX Runtime "
+                                              "session's (0: 1 with several workers, else all cores but one, at "
+                                              "least 1: the event loop keeps a core)")
+    host: str = Field("127.0.0.1", description="listen address (the images set 0.0.0.0)")
+    port: int = Field(8000, ge=1, le=65535, description="listen port")
+    log_level: str = Field("info", description="uvicorn's and the app's log level")
     worker_ping_timeout_s: int = Field(60, ge=1, description="with several workers, how long uvicorn's supervisor "
                                        "waits for a worker to answer its ping before it kills and replaces it "
                                        "(uvicorn's default, 5 s, kills workers still importing their model on a "
@@ -43,7 +46,9 @@ class Settings(SettingsWithSecretFiles):  # API_KEYS and ADMIN_TOKEN also from A
     # A body must average MIN_BODY_RATE bytes/s once BODY_GRACE_S have passed (app/body_rate.py): the largest one
     # then arrives within 10 + 4194304 / 16384 = 266 s or is cut (within a 0.5 s sweep), a 28x28 JSON image within 10 s.
     min_body_rate: int = Field(16384, ge=0, description="bytes per second a request body must average after "
-                                                        "BODY_GRACE_S; slower ones are cut with 408 (0: no limit)")
+                                                        "BODY_GRACE_S; slower ones are cut with 408, so a body of n "
+                                                        "bytes ends within BODY_GRACE_S + n / MIN_BODY_RATE s (0: no "
+                                                        "limit)")
     body_grace_s: float = Field(10.0, gt=0, description="how long any request body may take before MIN_BODY_RATE "
                                                         "counts")
     max_instances: int = Field(256, ge=1, description="most images in one JSON `instances` request")
@@ -58,16 +63,22 @@ class Settings(SettingsWithSecretFiles):  # API_KEYS and ADMIN_TOKEN also from A
     max_batch_wait_ms: float = Field(
         2.0, ge=0, description="how long a batch may wait for requests already being parsed; a lone one never waits"
     )
-    reload_interval_s: float = Field(2.0, gt=0, description="how often the artifacts manifest is checked")
+    reload_interval_s: float = Field(2.0, gt=0, description="how often the artifacts manifest and the pin "
+                                                            "are checked")
     serving_dir: Path | None = Field(None, description="where this process records the model it serves, so the "
-                                                       "trainer's retention never deletes it (shared/serving.py)")
+                                                       "trainer's retention never deletes it (shared/serving.py), and "
+                                                       "where the pin lives (pin/pinned.json); unset: pinning is "
+                                                       "refused with 409")
     replica_name: str = Field(default_factory=socket.gethostname,
                               description="names this process in every answer's X-Served-By header (default: the "
-                                          "host name, under Docker the container's id)")
+                                          "host name, under Docker the container's id; X-Served-By-Worker "
+                                          "names the worker process's pid)")
     api_keys: SecretStr = Field(SecretStr(""), description="comma-separated API keys; when set, the prediction "
-                                "endpoints need `Authorization: Bearer <key>` (empty: they are open)")
+                                "endpoints (/predict, /explain, /samples, V2 infer) need `Authorization: "
+                                "Bearer <key>`, 401 otherwise (empty: they are open)")
     admin_token: SecretStr = Field(SecretStr(""), description="the token management endpoints (model pin and "
-                                   "rollback) need as `Authorization: Bearer <token>`; empty: they are disabled")
+                                   "rollback) need as `Authorization: Bearer <token>`; empty: they are disabled, "
+                                   "403 for everyone")
     forwarded_allow_ips: str = Field("127.0.0.1,::1", description="addresses (or networks) whose X-Forwarded-For "
                                                                  "is trusted: the edge's (uvicorn's setting)")
 

@@ -4,9 +4,13 @@ On the Open Inference Protocol's paths (``/v2...``, ``routes/v2.py``) the same e
 shape instead, ``{"error": "<what is wrong>"}``, which its clients (Triton's, KServe's) read; the code still
 labels the error metrics.
 
-Routes raise ``ApiError``; the handlers below also translate the domain's errors about pictures (``PictureError``,
-``NoObjectError``), FastAPI's own validation errors and Starlette's HTTP errors (404, 405, ...), so a client never
-sees another format and bad input never becomes a 500.
+The HTTP layer (routes, their dependencies ``deps`` and ``auth``, the request readers ``inputs``, the middlewares)
+raises ``ApiError``. The modules below it raise their own domain errors and know nothing of HTTP; this is the one
+place that gives each its status and code (``DOMAIN_ERRORS``, ``PICTURE_STATUS``, ``TENSOR_STATUS``): no model yet
+(``NoModelLoaded``, from a route or the micro-batcher's thread), the test images (``SamplesUnavailable``,
+``SampleNotFound``), multipart bodies (``MalformedMultipart``, ``TooManyParts``), pictures (``PictureError``,
+``NoObjectError``) and V2 tensors (``TensorError``). FastAPI's own validation errors and Starlette's HTTP errors
+(404, 405, ...) are translated too, so a client never sees another format and bad input never becomes a 500.
 
 A client that goes away before its body is complete is not a server error either: Starlette raises
 ``ClientDisconnect`` from ``request.body()``, which would otherwise reach the catch-all below (a 500 in the
@@ -23,7 +27,9 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from services.inference.app.images import (
+from services.inference.app.model_store import NoModelLoaded
+from services.inference.app.multipart import MalformedMultipart, TooManyParts
+from services.inference.app.picture_decoding import (
     EmptyPicture,
     PictureError,
     PictureTooLarge,
@@ -31,6 +37,9 @@ from services.inference.app.images import (
     UnsupportedPicture,
 )
 from services.inference.app.responses import OrjsonResponse
+from services.inference.app.sample_store import SampleNotFound, SamplesUnavailable
+from services.inference.app.v2_codec import TensorError
+from services.inference.app.validation_text import describe_validation_errors
 from shared.picture import NoObjectError
 
 log = logging.getLogger(__name__)
@@ -42,8 +51,19 @@ HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "n
               422: "invalid_request", 503: "unavailable"}
 
 
+# The status and code of each domain error (its message is the detail).
+DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
+    NoModelLoaded: (503, "not_ready"),
+    SamplesUnavailable: (503, "samples_unavailable"),
+    SampleNotFound: (404, "sample_not_found"),
+    MalformedMultipart: (400, "invalid_multipart"),
+    TooManyParts: (413, "too_many_files"),
+    NoObjectError: (422, "no_object_found"),
+}
 # The HTTP status of each domain error about a picture (the error code comes from the exception).
 PICTURE_STATUS = {EmptyPicture: 422, PictureTooLarge: 413, UnsupportedPicture: 415, UndecodablePicture: 422}
+# The HTTP status of a V2 tensor error by its code (every other one is a 400).
+TENSOR_STATUS = {"too_many_instances": 413, "invalid_pixels": 422}
 
 
 class ApiError(Exception):
@@ -52,12 +72,6 @@ class ApiError(Exception):
     def __init__(self, status_code: int, error: str, detail: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
         self.status_code, self.error, self.detail, self.headers = status_code, error, detail, headers
-
-
-def no_model_yet() -> ApiError:
-    """The one answer while nothing is loaded: /ready, /predict, /explain, predicted samples and the batcher."""
-    return ApiError(503, "not_ready", "no model is loaded yet: nothing published in ARTIFACTS_DIR and no default "
-                                      "model in DEFAULT_MODEL_DIR; try again when /ready says ready")
 
 
 V2_PREFIX = "/v2"  # the Open Inference Protocol's paths
@@ -74,16 +88,6 @@ def error_response(status_code: int, error: str, detail: str, headers: dict[str,
     return OrjsonResponse(body, status_code=status_code, headers=headers)
 
 
-def describe_validation_errors(errors: list[dict], limit: int = 3) -> str:
-    """Pydantic/FastAPI errors -> 'pixels.3.5: Input should be ...; top_k: ...' (the first few)."""
-    parts = []
-    for item in errors[:limit]:
-        location = ".".join(str(part) for part in item.get("loc", ()) if part not in ("body", "query", "path"))
-        parts.append(f"{location or 'body'}: {item.get('msg', 'invalid')}")
-    more = len(errors) - limit
-    return "; ".join(parts) + (f" (and {more} more errors)" if more > 0 else "")
-
-
 def _counted(request: Request, status_code: int, error: str, detail: str, headers=None) -> OrjsonResponse:
     metrics = getattr(request.app.state, "metrics", None)
     if metrics is not None:
@@ -96,13 +100,20 @@ def install_error_handlers(app: FastAPI) -> None:
     async def api_error(request: Request, error: ApiError) -> OrjsonResponse:
         return _counted(request, error.status_code, error.error, error.detail, error.headers)
 
+    async def domain_error(request: Request, error: Exception) -> OrjsonResponse:
+        status_code, code = next(answer for kind, answer in DOMAIN_ERRORS.items() if isinstance(error, kind))
+        return _counted(request, status_code, code, str(error))
+
+    for kind in DOMAIN_ERRORS:  # Starlette picks the handler by the exception's class (or its nearest base)
+        app.add_exception_handler(kind, domain_error)
+
     @app.exception_handler(PictureError)
     async def picture_error(request: Request, error: PictureError) -> OrjsonResponse:
         return _counted(request, PICTURE_STATUS.get(type(error), 422), error.code, str(error))
 
-    @app.exception_handler(NoObjectError)
-    async def no_object(request: Request, error: NoObjectError) -> OrjsonResponse:
-        return _counted(request, 422, "no_object_found", str(error))
+    @app.exception_handler(TensorError)
+    async def tensor_error(request: Request, error: TensorError) -> OrjsonResponse:
+        return _counted(request, TENSOR_STATUS.get(error.code, 400), error.code, str(error))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> OrjsonResponse:

@@ -15,9 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic.json_schema import SkipJsonSchema
 
 from services.inference.app.config import Settings
-from services.inference.app.errors import ApiError, describe_validation_errors
-from services.inference.app.images import decode_picture
+from services.inference.app.errors import ApiError
 from services.inference.app.multipart import parse_multipart
+from services.inference.app.picture_decoding import decode_picture
+from services.inference.app.validation_text import describe_validation_errors
 from shared.picture import WARNING_DETAILS, PreparedPicture
 from shared.preprocess import IMAGE_SIDE
 

@@ -26,9 +26,9 @@ from services.inference.app.replica import ReplicaHeadersMiddleware
 from services.inference.app.responses import OrjsonResponse
 from services.inference.app.routes import explain, meta, models, predict, samples, training, v2
 from services.inference.app.saliency import Explainer
-from services.inference.app.samples import SampleStore
+from services.inference.app.sample_store import SampleStore
 from services.inference.app.schemas import document_api_keys, document_limits
-from services.inference.app.services import Services
+from services.inference.app.serving_state import ServingState
 from shared.device import device_name
 from shared.serving import ServingRecord
 
@@ -41,14 +41,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = await _start(settings, metrics)
-        app.state.services = services
-        record = _record_serving(services.store, settings.serving_dir)
+        serving = await _start(settings, metrics)
+        app.state.serving = serving
+        record = _record_serving(serving.store, settings.serving_dir)
         # Move everything loaded so far (torch, FastAPI, the model: ~370k objects) out of the collector's
         # sight: otherwise every full collection walks them all, a 100-300 ms pause for every request in
         # flight, which was most of the p99 under load. Objects made later are still collected as usual.
         gc.freeze()
-        poller = asyncio.create_task(_poll_forever(services.store, settings.reload_interval_s,
+        poller = asyncio.create_task(_poll_forever(serving.store, settings.reload_interval_s,
                                                    record.touch if record else None))
         try:
             yield
@@ -56,8 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
-            services.batcher.close()
-            services.explainer.close()
+            serving.batcher.close()
+            serving.explainer.close()
             if record is not None:
                 record.remove()
 
@@ -79,13 +79,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-async def _start(settings: Settings, metrics: Metrics) -> Services:
+async def _start(settings: Settings, metrics: Metrics) -> ServingState:
     set_torch_threads(settings.model_threads)
     store = ModelStore(settings.artifacts_dir, settings.default_model_dir, device_name(settings.device),
                        backend=settings.backend, threads=settings.model_threads,
                        serving_dir=settings.serving_dir)
     store.on_loaded.append(metrics.model_loaded)
     store.on_refused.append(metrics.model_refused)
+    store.on_graph_disagrees.append(metrics.graph_disagreed)
     await asyncio.to_thread(store.poll)
     if store.current is None:
         log.warning("no model in %s or %s yet; /ready answers 503 until one is published",
@@ -95,8 +96,8 @@ async def _start(settings: Settings, metrics: Metrics) -> Services:
     batcher = MicroBatcher(store, enabled=settings.batching, max_batch_size=settings.max_batch_size,
                            max_wait_ms=settings.max_batch_wait_ms, threads=settings.model_threads,
                            on_batch=metrics.observe_batch)
-    return Services(settings=settings, store=store, batcher=batcher, explainer=Explainer(settings.model_threads),
-                    samples=sample_store, metrics=metrics)
+    return ServingState(settings=settings, store=store, batcher=batcher, explainer=Explainer(settings.model_threads),
+                        samples=sample_store, metrics=metrics)
 
 
 async def _poll_forever(store: ModelStore, interval_s: float, after_poll: Callable[[], None] | None = None) -> None:

@@ -44,6 +44,10 @@ class Metrics:
         self.model_info = Gauge("inference_model_info", "The serving model (value 1)",
                                 ["version", "source", "device"], registry=r, multiprocess_mode="max")
         self.reloads = Counter("inference_model_reloads_total", "Model loads by outcome", ["outcome"], registry=r)
+        # A broken release: a model whose ONNX graph does not answer its checkpoint's probe logits (``model_store``).
+        self.graph_disagreements = Counter("inference_graph_disagreements_total", "Model loads that found the ONNX "
+                                           "graph disagreeing with its checkpoint (then torch serves, or the model "
+                                           "is refused)", registry=r)
         self.samples = Gauge("inference_samples_available", "Test images available to /samples", registry=r,
                              multiprocess_mode="max")
         self.multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")  # set by __main__ for WORKERS > 1
@@ -66,6 +70,9 @@ class Metrics:
 
     def model_refused(self, _path: str) -> None:
         self.reloads.labels("rejected").inc()
+
+    def graph_disagreed(self, _path: str) -> None:
+        self.graph_disagreements.inc()
 
     def exposition(self) -> bytes:
         if not self.multiprocess_dir:

@@ -20,6 +20,14 @@ when), and the old model keeps serving. A refused model is not retried until one
 card) changes (size or mtime), e.g. when the card an old model lacked is written. ``last_error`` is the latest
 refusal while it is still the latest news: a good load clears it, the history stays in ``rejected``.
 
+A graph that disagrees with its checkpoint (``GraphDisagrees``: exported from other weights, or with a preprocessing
+that has changed since) is a broken release, not a detail: it is logged as an error, counted
+(``reload.graph_disagreements``, the Prometheus ``inference_graph_disagreements_total``), and where torch serves the
+checkpoint in its place, the model says so (``graph_disagreement``, shown by /ready and /metrics).
+
+Nothing is loaded until a first model loads: ``require_current`` then raises ``NoModelLoaded``, which ``errors.py``
+answers as 503 ``not_ready`` (the routes, the micro-batcher's thread and the samples' predictions alike).
+
 What /metrics shows names files relative to their folder (``models/<version>.pt``) and the folders by their
 setting (``redact``): never an absolute path of the server.
 """
@@ -28,7 +36,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -39,7 +47,7 @@ from services.inference.app.backends import Backend, OnnxBackend, TorchBackend, 
 from services.inference.app.redact import redact
 from shared.artifacts import PublishedModel, read_manifest
 from shared.classes import NUM_CLASSES
-from shared.graph_card import CardError, card_path, check_agrees, graph_path, read_card
+from shared.graph_card import CardError, GraphDisagrees, card_path, check_agrees, graph_path, read_card
 from shared.pin import Pin, PinError, checkpoint_of, read_pin
 from shared.preprocess import IMAGE_SIDE
 
@@ -50,6 +58,14 @@ MAX_REJECTIONS_KEPT = 20
 # What loading a model may raise for a bad file: CheckpointError and CardError are ValueErrors, torch adds its own
 # RuntimeErrors (onnxruntime's are wrapped in CardError).
 LOAD_ERRORS = (RuntimeError, ValueError, TypeError, KeyError, OSError)
+
+
+class NoModelLoaded(LookupError):
+    """Nothing serves yet: no model published in ARTIFACTS_DIR and none in DEFAULT_MODEL_DIR (or none loaded)."""
+
+    def __init__(self) -> None:
+        super().__init__("no model is loaded yet: nothing published in ARTIFACTS_DIR and no default model in "
+                         "DEFAULT_MODEL_DIR; try again when /ready says ready")
 
 
 @dataclass(frozen=True)
@@ -67,12 +83,14 @@ class LoadedModel:
     training_metrics: dict[str, Any]
     temperature: float = 1.0  # logits are divided by it before every softmax the API reports
     calibrated: bool = False  # False: the checkpoint predates calibration and serves the raw softmax (T = 1)
+    graph_disagreement: str | None = None  # torch serves because the model's graph disagrees with it: why
 
 
 @dataclass
 class ReloadState:
     last_error: str | None = None  # the latest refusal, until a model loads after it
     rejected: list[dict[str, str]] = field(default_factory=list)  # every refusal (the last 20): checkpoint, error, at
+    graph_disagreements: int = 0  # loads that found a graph disagreeing with its checkpoint (served by torch or not)
 
 
 def _now() -> str:
@@ -109,6 +127,14 @@ class ModelStore:
         # Observers (the Prometheus metrics, the serving record): called with the new model, or the refused file.
         self.on_loaded: list[Callable[[LoadedModel], None]] = []
         self.on_refused: list[Callable[[str], None]] = []
+        self.on_graph_disagrees: list[Callable[[str], None]] = []  # called with the checkpoint's name
+
+    def require_current(self) -> LoadedModel:
+        """The serving model; ``NoModelLoaded`` while there is none."""
+        loaded = self.current
+        if loaded is None:
+            raise NoModelLoaded()
+        return loaded
 
     def poll(self) -> bool:
         """Load the pinned model, else the newest good one, if it changed; True when a new model now serves."""
@@ -195,12 +221,26 @@ class ModelStore:
             try:
                 return self._load_graph(published, source)
             except CardError as error:
+                if isinstance(error, GraphDisagrees):
+                    self._report_disagreement(published, source, error)
                 if self.backend == "onnx":
                     raise
                 if not torch_installed():
                     raise CardError(f"{error}; this image has no torch to serve the checkpoint itself") from error
+                if isinstance(error, GraphDisagrees):
+                    return replace(self._load_checkpoint(published, source),
+                                   graph_disagreement=f"{error}; serving torch")
                 log.warning("%s: %s; serving the checkpoint with torch", published.checkpoint_path, error)
         return self._load_checkpoint(published, source)
+
+    def _report_disagreement(self, published: PublishedModel, source: Literal["artifacts", "default"],
+                             error: GraphDisagrees) -> None:
+        name = self._name(published, source)
+        log.error("model %s: %s; its graph and card must be exported again from the checkpoint (`python -m "
+                  "services.trainer.cards` after deleting its card)", name, error)
+        self.reload.graph_disagreements += 1
+        for callback in self.on_graph_disagrees:
+            callback(name)
 
     def _load_graph(self, published: PublishedModel, source: Literal["artifacts", "default"]) -> LoadedModel:
         """The graph and its card only: no checkpoint, no torch."""

@@ -9,6 +9,9 @@ A plain well-formed body (CRLF line endings, no preamble, parts with simple head
 requests and httpx send) is split with a few ``bytes`` searches instead: the parser's callbacks in Python cost
 ~60 us for one picture, a sixth of what the event loop spent on a /predict, and ~40 us more per extra part.
 Anything else (a preamble, odd line endings, a malformed body) goes to the parser, so errors are the parser's.
+
+No HTTP here: a malformed body raises ``MalformedMultipart``, one with more than ``max_parts`` parts ``TooManyParts``;
+``errors.py`` answers them as 400 ``invalid_multipart`` and 413 ``too_many_files``.
 """
 
 from dataclasses import dataclass, field
@@ -16,7 +19,16 @@ from dataclasses import dataclass, field
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from services.inference.app.errors import ApiError
+
+class MalformedMultipart(ValueError):
+    """A body that is not multipart/form-data as its Content-Type says (no boundary, or a broken body)."""
+
+
+class TooManyParts(ValueError):
+    """More parts than the caller allows (MAX_FILES)."""
+
+    def __init__(self, max_parts: int) -> None:
+        super().__init__(f"more than {max_parts} parts in the multipart body (MAX_FILES)")
 
 
 @dataclass
@@ -34,18 +46,18 @@ def boundary_of(content_type: str) -> bytes:
     _, options = parse_options_header(content_type)
     boundary = options.get(b"boundary")
     if not boundary:
-        raise ApiError(400, "invalid_multipart", "multipart/form-data without a boundary in Content-Type")
+        raise MalformedMultipart("multipart/form-data without a boundary in Content-Type")
     return boundary
 
 
 def parse_multipart(body: bytes, content_type: str, max_parts: int) -> list[Part]:
-    """All parts of the body, in order; ``ApiError`` for malformed bodies or more than ``max_parts`` parts."""
+    """All parts of the body, in order; ``MalformedMultipart`` or ``TooManyParts``."""
     boundary = boundary_of(content_type)
     parts = _plain_parts(body, boundary)
     if parts is None:
         return _parse(body, boundary, max_parts)
     if len(parts) > max_parts:
-        raise ApiError(413, "too_many_files", f"more than {max_parts} parts in the multipart body (MAX_FILES)")
+        raise TooManyParts(max_parts)
     return parts
 
 
@@ -88,7 +100,7 @@ def _parse(body: bytes, boundary: bytes, max_parts: int) -> list[Part]:
 
     def on_part_begin() -> None:
         if len(parts) >= max_parts:
-            raise ApiError(413, "too_many_files", f"more than {max_parts} parts in the multipart body (MAX_FILES)")
+            raise TooManyParts(max_parts)
         parts.append(Part())
 
     def on_header_field(data: bytes, start: int, end: int) -> None:
@@ -115,5 +127,5 @@ def _parse(body: bytes, boundary: bytes, max_parts: int) -> list[Part]:
         parser.write(body)
         parser.finalize()
     except MultipartParseError as error:
-        raise ApiError(400, "invalid_multipart", f"malformed multipart body: {error}") from None
+        raise MalformedMultipart(f"malformed multipart body: {error}") from None
     return parts

@@ -3,7 +3,7 @@ dimmed, with the saliency blended on top as a heat map (dark red -> red -> orang
 
 import numpy as np
 
-from services.inference.app.samples import png_base64
+from services.inference.app.sample_store import png_base64
 
 SCALE = 10  # 28x28 -> 280x280
 DIM = 0.55  # the garment stays visible under the heat map without competing with it

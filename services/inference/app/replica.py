@@ -47,6 +47,6 @@ class ReplicaHeadersMiddleware:
 
 def _serving_version(scope: Scope) -> str | None:
     """The version serving now (for answers without one in their body), None before the app started a model."""
-    services = getattr(scope["app"].state, "services", None)
-    current = services.store.current if services is not None else None
+    serving = getattr(scope["app"].state, "serving", None)
+    current = serving.store.current if serving is not None else None
     return current.version if current is not None else None

@@ -26,7 +26,7 @@ from services.inference.app.backends import Backend, set_torch_threads
 from services.inference.app.classify import predict_probabilities, top_k_result
 from services.inference.app.model_store import LoadedModel
 from services.inference.app.overlay import overlay_png_base64
-from shared.calibration import calibrated_log_softmax
+from shared.temperature import calibrated_log_softmax
 
 METHOD = ("occlusion, 3x3 black patches: how far the predicted class's log-probability falls when the pixels "
           "around each pixel are set to 0")

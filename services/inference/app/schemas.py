@@ -64,6 +64,10 @@ class Health(BaseModel):
 class Ready(BaseModel):
     status: str
     model_version: str
+    backend: str | None = Field(None, description="only when the model's ONNX graph disagrees with its checkpoint: "
+                                                  "what serves it instead (torch)")
+    graph: str | None = Field(None, description="only then: how the graph disagrees, e.g. 'the ONNX graph disagrees "
+                                                "with its checkpoint (logits differ by 2.1); serving torch'")
 
 
 def error_responses(*codes: int) -> dict:

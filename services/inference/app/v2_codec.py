@@ -9,7 +9,7 @@ The response carries the wanted outputs, each as JSON ``data`` or, when asked fo
 ``binary_data_output`` on the request), as raw bytes after the JSON header; BYTES elements as 4-byte
 little-endian lengths, each followed by its bytes.
 
-No HTTP here: bad input raises ``TensorError`` with a code, and the route picks the status (``routes/v2.py``).
+No HTTP here: bad input raises ``TensorError`` with a code, and ``errors.py`` gives each code its status.
 """
 
 import struct
@@ -19,8 +19,8 @@ import numpy as np
 import orjson
 from pydantic import ValidationError
 
-from services.inference.app.errors import describe_validation_errors
 from services.inference.app.v2_schemas import InferenceRequest, Parameters, RequestInput, RequestOutput
+from services.inference.app.validation_text import describe_validation_errors
 from shared.classes import CLASS_NAMES, NUM_CLASSES
 from shared.preprocess import IMAGE_SIDE
 

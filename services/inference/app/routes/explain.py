@@ -4,7 +4,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
 
 from services.inference.app.auth import ApiKeyDep
-from services.inference.app.deps import ModelDep, ServicesDep
+from services.inference.app.deps import ModelDep, ServingDep
 from services.inference.app.inputs import Pixels, parse_top_k, read_one_image
 from services.inference.app.replica import MODEL_VERSION_HEADER
 from services.inference.app.responses import OrjsonResponse
@@ -49,9 +49,9 @@ OPENAPI = {
                 "(28 rows of 28 values in [0, 1]), the `method` that made it, and `overlay_png_base64`: the 28x28 "
                 "input enlarged to 280x280 with the saliency as a heat map on top.",
 )
-async def explain_route(request: Request, services: ServicesDep, loaded: ModelDep) -> OrjsonResponse:
+async def explain_route(request: Request, serving: ServingDep, loaded: ModelDep) -> OrjsonResponse:
     top_k = parse_top_k(request.query_params.get("top_k"))
-    image = await read_one_image(request, services.settings)
-    explanation = await services.explainer.explain(loaded, image.pixels[0], top_k)
+    image = await read_one_image(request, serving.settings)
+    explanation = await serving.explainer.explain(loaded, image.pixels[0], top_k)
     return OrjsonResponse({**explanation, "warnings": image.warnings[0]},
                           headers={MODEL_VERSION_HEADER: explanation["model_version"]})

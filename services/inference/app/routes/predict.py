@@ -4,7 +4,7 @@ from fastapi import APIRouter, Request
 
 from services.inference.app import classify
 from services.inference.app.auth import ApiKeyDep
-from services.inference.app.deps import ModelDep, ServicesDep
+from services.inference.app.deps import ModelDep, ServingDep
 from services.inference.app.inputs import PredictJson, parse_top_k, read_pixels
 from services.inference.app.replica import MODEL_VERSION_HEADER
 from services.inference.app.responses import OrjsonResponse
@@ -46,15 +46,15 @@ OPENAPI = {
     summary="Classify pictures or 28x28 pixel arrays",
     description="One `file` or `pixels` -> one result; several files or `instances` -> `predictions` in order.",
 )
-async def predict_route(request: Request, services: ServicesDep, _serving: ModelDep) -> OrjsonResponse:
+async def predict_route(request: Request, serving: ServingDep, _model: ModelDep) -> OrjsonResponse:
     top_k = parse_top_k(request.query_params.get("top_k"))  # (the batcher picks the model per batch: hot swaps)
-    with services.batcher.handling():
+    with serving.batcher.handling():
         # The whole body first: only a request whose input is complete counts as arriving, so a batch never
         # waits for an upload that is still trickling in (or stalled) while its images are being decoded.
         await request.body()
-        with services.batcher.arriving():
-            images = await read_pixels(request, services.settings)  # Starlette keeps the body: read once
-        probabilities, loaded = await services.batcher.predict(images.pixels)
+        with serving.batcher.arriving():
+            images = await read_pixels(request, serving.settings)  # Starlette keeps the body: read once
+        probabilities, loaded = await serving.batcher.predict(images.pixels)
     results = classify.results(probabilities, top_k, loaded.version, images.warnings)
     body = results[0] if images.single else {"predictions": results, "model_version": loaded.version}
     return OrjsonResponse(body, headers={MODEL_VERSION_HEADER: loaded.version})

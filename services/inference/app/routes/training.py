@@ -11,7 +11,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.inference.app.deps import ServicesDep
+from services.inference.app.deps import ServingDep
 from services.inference.app.errors import ApiError
 from services.inference.app.schemas import error_responses
 from shared.training_progress import ProgressUnreadable, describe, read_progress
@@ -58,15 +58,15 @@ class TrainingProgress(BaseModel):
 
 @router.get("/training", response_model=TrainingProgress, responses=error_responses(404, 503),
             summary="The training run going on, or how the last one ended")
-def training(services: ServicesDep) -> Response:
+def training(serving: ServingDep) -> Response:
     try:
-        progress = read_progress(services.settings.artifacts_dir)
+        progress = read_progress(serving.settings.artifacts_dir)
     except ProgressUnreadable as error:
         raise ApiError(503, "training_progress_unreadable", str(error)) from error
     if progress is None:
         raise ApiError(404, "no_training", "no training run has reported progress here yet: ARTIFACTS_DIR has no "
                                            "training.json (the trainer writes it while it trains)")
-    loaded = services.store.current
+    loaded = serving.store.current
     answer = {**describe(progress), "serving_version": None if loaded is None else loaded.version}
     try:
         body = orjson.dumps(answer)

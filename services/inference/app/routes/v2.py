@@ -16,12 +16,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from services.inference.app.auth import ApiKeyDep
-from services.inference.app.deps import ServicesDep
-from services.inference.app.errors import ApiError, no_model_yet
-from services.inference.app.model_store import LoadedModel
+from services.inference.app.deps import ServingDep
+from services.inference.app.errors import ApiError
+from services.inference.app.model_store import LoadedModel, NoModelLoaded
 from services.inference.app.replica import MODEL_VERSION_HEADER
 from services.inference.app.responses import OrjsonResponse
-from services.inference.app.services import Services
+from services.inference.app.serving_state import ServingState
 from services.inference.app.v2_codec import (
     HEADER_LENGTH,
     INPUT_NAME,
@@ -29,7 +29,6 @@ from services.inference.app.v2_codec import (
     MODEL_NAME,
     PROBABILITIES,
     DecodedRequest,
-    TensorError,
     decode_request,
     encode_response,
 )
@@ -52,7 +51,6 @@ router = APIRouter(prefix="/v2", tags=[TAG])
 SERVER_NAME = "fashion-mnist-inference"
 EXTENSIONS = ["binary_tensor_data", "classification"]
 PLATFORMS = {"onnx": "onnxruntime_onnx", "torch": "pytorch_libtorch"}
-STATUS = {"too_many_instances": 413, "invalid_pixels": 422}  # every other TensorError is a 400
 INLINE_BODY_BYTES = 256 * 1024  # bigger bodies are decoded in a thread, so the event loop keeps serving
 INFER_OPENAPI = {
     "parameters": [{"name": HEADER_LENGTH, "in": "header", "required": False, "schema": {"type": "integer"},
@@ -71,8 +69,8 @@ async def live() -> dict:
 
 
 @router.get("/health/ready", response_model=Ready, responses=v2_errors(400), summary="A model is loaded")
-async def ready(services: ServicesDep) -> OrjsonResponse:
-    return _readiness(services.store.current)
+async def ready(serving: ServingDep) -> OrjsonResponse:
+    return _readiness(serving.store.current)
 
 
 @router.get("", response_model=ServerMetadata, summary="Server metadata: name, version, protocol extensions")
@@ -82,52 +80,52 @@ async def server_metadata(request: Request) -> dict:
 
 @router.get("/models/{model_name}", response_model=ModelMetadata, responses=v2_errors(404, 503),
             summary="Model metadata: versions, platform, input and output tensors")
-async def model_metadata(model_name: str, services: ServicesDep) -> dict:
-    return _metadata(_served(services, model_name, None))
+async def model_metadata(model_name: str, serving: ServingDep) -> dict:
+    return _metadata(_served(serving, model_name, None))
 
 
 @router.get("/models/{model_name}/versions/{model_version}", response_model=ModelMetadata,
             responses=v2_errors(404, 503), summary="Metadata of one version (the served one)")
-async def version_metadata(model_name: str, model_version: str, services: ServicesDep) -> dict:
-    return _metadata(_served(services, model_name, model_version))
+async def version_metadata(model_name: str, model_version: str, serving: ServingDep) -> dict:
+    return _metadata(_served(serving, model_name, model_version))
 
 
 @router.get("/models/{model_name}/ready", response_model=Ready, responses=v2_errors(400, 404),
             summary="The model is ready")
-async def model_ready(model_name: str, services: ServicesDep) -> OrjsonResponse:
-    return _readiness(services.store.current, model_name)
+async def model_ready(model_name: str, serving: ServingDep) -> OrjsonResponse:
+    return _readiness(serving.store.current, model_name)
 
 
 @router.get("/models/{model_name}/versions/{model_version}/ready", response_model=Ready,
             responses=v2_errors(400, 404), summary="This version is the one served, and ready")
-async def version_ready(model_name: str, model_version: str, services: ServicesDep) -> OrjsonResponse:
-    return _readiness(services.store.current, model_name, model_version)
+async def version_ready(model_name: str, model_version: str, serving: ServingDep) -> OrjsonResponse:
+    return _readiness(serving.store.current, model_name, model_version)
 
 
 @router.post("/models/{model_name}/infer", dependencies=[ApiKeyDep], response_model=InferenceResponse,
              responses=INFER_RESPONSES, openapi_extra=INFER_OPENAPI, summary="Classify a tensor of 28x28 images")
-async def infer(model_name: str, request: Request, services: ServicesDep) -> Response:
-    return await _infer(request, services, model_name, None)
+async def infer(model_name: str, request: Request, serving: ServingDep) -> Response:
+    return await _infer(request, serving, model_name, None)
 
 
 @router.post("/models/{model_name}/versions/{model_version}/infer", dependencies=[ApiKeyDep],
              response_model=InferenceResponse, responses=INFER_RESPONSES, openapi_extra=INFER_OPENAPI,
              summary="Classify with this version (the served one)")
-async def infer_version(model_name: str, model_version: str, request: Request, services: ServicesDep) -> Response:
-    return await _infer(request, services, model_name, model_version)
+async def infer_version(model_name: str, model_version: str, request: Request, serving: ServingDep) -> Response:
+    return await _infer(request, serving, model_name, model_version)
 
 
-async def _infer(request: Request, services: Services, model_name: str, version: str | None) -> Response:
-    _served(services, model_name, version)  # 404 or 503 before the body is read
+async def _infer(request: Request, serving: ServingState, model_name: str, version: str | None) -> Response:
+    _served(serving, model_name, version)  # 404 or 503 before the body is read
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding != "identity":
         raise ApiError(415, "unsupported_encoding", f"Content-Encoding {encoding!r} is not supported; send the "
                                                     "body uncompressed")
-    with services.batcher.handling():  # as /predict: the whole body first, then parsing counts as arriving
+    with serving.batcher.handling():  # as /predict: the whole body first, then parsing counts as arriving
         body = await request.body()
-        with services.batcher.arriving():
-            decoded = await _decode(body, request.headers.get(HEADER_LENGTH), services.settings.max_instances)
-        probabilities, loaded = await services.batcher.predict(decoded.pixels)
+        with serving.batcher.arriving():
+            decoded = await _decode(body, request.headers.get(HEADER_LENGTH), serving.settings.max_instances)
+        probabilities, loaded = await serving.batcher.predict(decoded.pixels)
     if version is not None and loaded.version != version:  # a hot swap while it ran: not the version asked for
         raise _not_served(version, loaded.version)
     encoded = encode_response(probabilities, decoded.outputs, loaded.version, decoded.id)
@@ -139,20 +137,16 @@ async def _infer(request: Request, services: Services, model_name: str, version:
 
 
 async def _decode(body: bytes, header_length: str | None, max_images: int) -> DecodedRequest:
-    try:
-        if len(body) > INLINE_BODY_BYTES:
-            return await asyncio.to_thread(decode_request, body, header_length, max_images)
-        return decode_request(body, header_length, max_images)
-    except TensorError as error:
-        raise ApiError(STATUS.get(error.code, 400), error.code, str(error)) from None
+    """The request's tensors; ``TensorError`` (``errors.py`` answers it) for one the protocol or model cannot take."""
+    if len(body) > INLINE_BODY_BYTES:
+        return await asyncio.to_thread(decode_request, body, header_length, max_images)
+    return decode_request(body, header_length, max_images)
 
 
-def _served(services: Services, model_name: str, version: str | None) -> LoadedModel:
+def _served(serving: ServingState, model_name: str, version: str | None) -> LoadedModel:
     """The served model, if the path names it: 404 for another model or version, 503 before one loads."""
     _known(model_name)
-    loaded = services.store.current
-    if loaded is None:
-        raise no_model_yet()
+    loaded = serving.store.require_current()
     if version is not None and version != loaded.version:
         raise _not_served(version, loaded.version)
     return loaded
@@ -172,7 +166,7 @@ def _not_served(version: str, served: str) -> ApiError:
 def _readiness(loaded: LoadedModel | None, model_name: str = MODEL_NAME, version: str | None = None) -> OrjsonResponse:
     _known(model_name)
     if loaded is None:
-        return OrjsonResponse({"ready": False, "error": no_model_yet().detail}, status_code=400)
+        return OrjsonResponse({"ready": False, "error": str(NoModelLoaded())}, status_code=400)
     if version is not None and version != loaded.version:
         raise _not_served(version, loaded.version)
     return OrjsonResponse({"ready": True})

@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from services.trainer.evaluation import EvalResult
-from shared.calibration import ECE_BINS, calibrated_log_softmax, calibration_summary, negative_log_likelihood
+from shared.calibration_measures import ECE_BINS, calibration_summary, negative_log_likelihood
+from shared.temperature import calibrated_log_softmax
 
 FIT_DESCRIPTION = "minimised the validation NLL over log T with L-BFGS (strong Wolfe line search, float64, from T=1)"
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.05, 20.0  # far outside any sane value; guards degenerate fits (tiny splits)

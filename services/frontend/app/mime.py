@@ -1,5 +1,5 @@
-"""Picture helpers: tell an upload's type from its first bytes, and make data URIs (the page scales the 28x28
-samples up with CSS, ``image-rendering: pixelated``)."""
+"""MIME types of picture bytes: tell an upload's type from its first bytes, and wrap bytes in a ``data:`` URI of
+their type (the page scales the 28x28 samples up with CSS, ``image-rendering: pixelated``)."""
 
 import base64
 

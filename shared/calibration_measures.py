@@ -1,13 +1,8 @@
-"""Calibrated probabilities, and how far a set of confidences is from the accuracy they claim.
+"""How far a set of confidences is from the accuracy they claim, on plain numpy arrays.
 
-A classifier is calibrated when, among the images it is 80 % sure about, 80 % are right. Temperature scaling
-(Guo et al., 2017, "On Calibration of Modern Neural Networks") divides the logits by one number T fitted on
-held-out data before the softmax: T < 1 sharpens under-confident probabilities (label smoothing makes this
-network under-confident), T > 1 softens over-confident ones, and the predicted class never changes.
-
-``calibrated_log_softmax`` is the one place where a temperature meets logits: every probability the inference API
-reports, and the trainer's "after" figures, go through it. The measures are the standard definitions, on plain
-numpy arrays, so the trainer's report, the benchmark (on probabilities returned by the API) and the tests agree:
+A classifier is calibrated when, among the images it is 80 % sure about, 80 % are right. The measures are the
+standard definitions, so the trainer's report, the benchmark (on probabilities returned by the API) and the tests
+agree (the temperature that makes the probabilities calibrated is applied by ``shared.temperature``):
 
 * ECE (expected calibration error): confidences (the top probability) in 15 equal-width bins (lo, hi];
   the average over bins of |accuracy - mean confidence|, weighted by the share of images in the bin.
@@ -20,23 +15,6 @@ import numpy as np
 
 ECE_BINS = 15
 _TINY = float(np.finfo(np.float32).tiny)  # log(0) guard for probabilities that underflowed in float32
-
-
-def calibrated_log_softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
-    """Log class probabilities from logits (N, C) divided by ``temperature`` (1.0 = the raw softmax).
-
-    In float64: a confident prediction's log-probability is a tiny negative number whose changes float32 would
-    round away (the explanation measures exactly such changes). numpy, so the torch-free server computes every
-    probability it reports; torch callers pass ``tensor.cpu().numpy()``.
-    """
-    scaled = np.asarray(logits, dtype=np.float64) / temperature
-    shifted = scaled - scaled.max(axis=1, keepdims=True)  # the largest term is exp(0): no overflow
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-
-
-def calibrated_softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
-    """Class probabilities (N, C) in float32: what the API reports."""
-    return np.exp(calibrated_log_softmax(logits, temperature)).astype(np.float32)
 
 
 def negative_log_likelihood(probabilities: np.ndarray, labels: np.ndarray) -> float:

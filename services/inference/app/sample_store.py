@@ -1,8 +1,9 @@
 """Real FashionMNIST test images for the web page's "try a sample" feature.
 
 The test split is loaded in a background thread at startup, so a missing or slow data set never delays
-serving predictions; until it is loaded (or when loading failed) the samples endpoints answer 503
-``samples_unavailable`` with the reason (the data folder named by its setting, DATA_DIR: see ``redact``).
+serving predictions; until it is loaded (or when loading failed) the store raises ``SamplesUnavailable`` with the
+reason (the data folder named by its setting, DATA_DIR: see ``redact``), and ``SampleNotFound`` for an index outside
+the split; ``errors.py`` answers them as 503 ``samples_unavailable`` and 404 ``sample_not_found``.
 """
 
 import base64
@@ -15,12 +16,19 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from services.inference.app.errors import ApiError
 from services.inference.app.redact import redact
 from shared.classes import CLASS_NAMES
 from shared.idx import load_arrays
 
 log = logging.getLogger(__name__)
+
+
+class SamplesUnavailable(RuntimeError):
+    """The test images are not loaded (still loading, or loading failed); the message says which."""
+
+
+class SampleNotFound(LookupError):
+    """An index outside the test split."""
 
 
 class SampleStore:
@@ -52,13 +60,13 @@ class SampleStore:
     def _require(self) -> np.ndarray:
         """The labels, once loaded (the images are set with them)."""
         if self._labels is None:
-            raise ApiError(503, "samples_unavailable", self._problem)
+            raise SamplesUnavailable(self._problem)
         return self._labels
 
     def sample(self, index: int) -> dict:
         labels = self._require()
         if not 0 <= index < len(labels):
-            raise ApiError(404, "sample_not_found", f"sample index {index} is outside 0..{len(labels) - 1}")
+            raise SampleNotFound(f"sample index {index} is outside 0..{len(labels) - 1}")
         pixels = self._images[index]
         label = int(labels[index])
         return {"index": index, "class_id": label, "label": CLASS_NAMES[label], "pixels": pixels.tolist(),

@@ -11,8 +11,8 @@ from typing import Any
 
 from services.frontend.app.api_client import InferenceClient, split_explanation
 from services.frontend.app.cache import Cache
-from services.frontend.app.images import data_uri
 from services.frontend.app.metrics import cached_metrics, forget_metrics
+from services.frontend.app.mime import data_uri
 from services.frontend.app.versions import forget_versions
 
 

@@ -1,5 +1,5 @@
-"""What the routes need, built once per app in the lifespan and kept on ``app.state.services`` (the routes get
-it through ``deps.ServicesDep``)."""
+"""What the routes need, built once per app in the lifespan and kept on ``app.state.serving`` (the routes get
+it through ``deps.ServingDep``)."""
 
 from dataclasses import dataclass
 
@@ -8,11 +8,11 @@ from services.inference.app.config import Settings
 from services.inference.app.metrics_prom import Metrics
 from services.inference.app.model_store import ModelStore
 from services.inference.app.saliency import Explainer
-from services.inference.app.samples import SampleStore
+from services.inference.app.sample_store import SampleStore
 
 
 @dataclass(frozen=True)
-class Services:
+class ServingState:
     settings: Settings
     store: ModelStore
     batcher: MicroBatcher
